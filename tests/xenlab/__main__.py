@@ -1,0 +1,5 @@
+import sys
+
+from xenlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,283 @@
+"""Boot, reach and stop lab VMs; each VM's state lives in <cache>/vms/<name>/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from xenlab import config, procs
+
+
+class LabError(RuntimeError):
+    """A harness failure with a message meant for a person."""
+
+
+def log(msg: str) -> None:
+    print(f"xen-lab: {msg}", file=sys.stderr, flush=True)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now, chosen by the kernel."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def serial_tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no serial output)"
+    tail = [line.rstrip("\r") for line in text.splitlines()[-lines:]]
+    return "\n".join(tail)
+
+
+def report_failure(serial_log: Path, why: str) -> None:
+    log(why)
+    log(f"last lines of the serial console ({serial_log}):")
+    print(serial_tail(serial_log), file=sys.stderr, flush=True)
+    log(f"full serial log: {serial_log}")
+
+
+def ssh_key(cache: Path) -> Path:
+    """The harness's own SSH key pair, made once per cache."""
+    key = cache / "ssh" / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "xen-lab", "-f", str(key)],
+            check=True,
+        )
+    return key
+
+
+def ssh_command(port: int, key: Path, *remote: str) -> list[str]:
+    opts: list[str] = []
+    for opt in config.SSH_OPTIONS:
+        opts += opt.split(" ", 1)
+    return [
+        "ssh", *opts, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+        "-i", str(key), "-p", str(port), "root@127.0.0.1", *remote,
+    ]  # fmt: skip
+
+
+def wait_for_ssh(port: int, key: Path, pid: int, serial_log: Path, timeout: float) -> float:
+    """Wait until `ssh true` works; returns the seconds it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if procs.start_time(pid) is None:
+            raise LabError("QEMU exited before SSH answered")
+        probe = subprocess.run(
+            ssh_command(port, key, "true"),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if probe.returncode == 0:
+            return time.monotonic() - start
+        time.sleep(3)
+    raise LabError(f"SSH on 127.0.0.1:{port} did not answer within {timeout:.0f} s")
+
+
+@dataclass
+class VmState:
+    name: str
+    release: str
+    pid: int
+    qemu_ident: str
+    ssh_port: int
+    disk: str
+    serial_log: str
+    key: str
+    owner: str | None
+    accel: str
+    cpu: str
+    boot_seconds: float = 0.0
+
+    def host_vars(self) -> dict[str, object]:
+        return config.host_vars(self.ssh_port, Path(self.key))
+
+
+def vms_dir(cache: Path) -> Path:
+    return cache / "vms"
+
+
+def state_path(cache: Path, name: str) -> Path:
+    return vms_dir(cache) / name / "state.json"
+
+
+def load_state(cache: Path, name: str) -> VmState | None:
+    path = state_path(cache, name)
+    try:
+        return VmState(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def save_state(cache: Path, state: VmState) -> None:
+    path = state_path(cache, state.name)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    tmp.replace(path)
+
+
+def running(state: VmState) -> bool:
+    return procs.alive(state.qemu_ident) and procs.is_our_qemu(state.pid, Path(state.disk))
+
+
+def stop(cache: Path, name: str) -> bool:
+    """Stop a VM by its own PID and remove its overlay; True if one was there."""
+    vm_dir = vms_dir(cache) / name
+    if not vm_dir.exists():
+        return False
+    state = load_state(cache, name)
+    if state is not None and running(state):
+        procs.terminate(state.pid)
+    if state is None:
+        # A VM that died before its state was written: its QEMU may still run.
+        pidfile = vm_dir / "qemu.pid"
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            pid = 0
+        if pid and procs.is_our_qemu(pid, vm_dir / "disk.qcow2"):
+            procs.terminate(pid)
+    shutil.rmtree(vm_dir, ignore_errors=True)
+    return True
+
+
+def sweep(cache: Path) -> list[str]:
+    """Remove VMs whose QEMU is gone or whose owner process has died.
+
+    Only directories under the harness's own cache are looked at, and only
+    processes that run a disk from there are signalled.
+    """
+    removed = []
+    root = vms_dir(cache)
+    if not root.exists():
+        return removed
+    for vm_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        state = load_state(cache, vm_dir.name)
+        orphan = state is not None and state.owner is not None and not procs.alive(state.owner)
+        dead = state is None or not running(state)
+        if state is None and time.time() - vm_dir.stat().st_mtime < 600:
+            continue  # still being started by another harness process
+        if orphan or dead:
+            stop(cache, vm_dir.name)
+            removed.append(vm_dir.name)
+    return removed
+
+
+def spawn_watchdog(cache: Path, name: str) -> None:
+    """A detached process that stops the VM as soon as its owner is gone."""
+    subprocess.Popen(
+        [sys.executable, "-m", "xenlab", "watchdog", name],
+        cwd=str(Path(__file__).resolve().parent.parent),
+        env={**os.environ, "XEN_LAB_CACHE": str(cache), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def watchdog(cache: Path, name: str, interval: float = 1.0) -> None:
+    while True:
+        state = load_state(cache, name)
+        if state is None or not running(state):
+            return
+        if state.owner is None:
+            return  # released: the VM now lives until `down`
+        if not procs.alive(state.owner):
+            stop(cache, name)
+            return
+        time.sleep(interval)
+
+
+def start(
+    cache: Path,
+    name: str,
+    release: str,
+    base: Path,
+    key: Path,
+    accel: str,
+    cpu: str,
+    owner: str | None,
+    memory_mib: int = 3072,
+    second_nic: bool = False,
+    ssh_timeout: float = 600,
+) -> VmState:
+    """Boot a copy-on-write overlay of `base` and wait until SSH answers."""
+    existing = load_state(cache, name)
+    if existing is not None and running(existing):
+        log(f"VM {name} is already running on port {existing.ssh_port}")
+        return existing
+    stop(cache, name)
+    vm_dir = vms_dir(cache) / name
+    vm_dir.mkdir(parents=True)
+    disk = vm_dir / "disk.qcow2"
+    serial_log = vm_dir / "serial.log"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(disk)],
+        check=True,
+    )
+    last_error = ""
+    for _attempt in range(5):
+        port = free_port()
+        spec = config.VmSpec(
+            name=name,
+            disk=disk,
+            serial_log=serial_log,
+            pidfile=vm_dir / "qemu.pid",
+            ssh_port=port,
+            accel=accel,
+            cpu=cpu,
+            memory_mib=memory_mib,
+            second_nic=second_nic,
+        )
+        proc = subprocess.run(config.qemu_command(spec), capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            break
+        last_error = proc.stderr.strip()
+        if "hostfwd" not in last_error and "forwarding" not in last_error:
+            break
+    else:
+        proc = None
+    if proc is None or proc.returncode != 0:
+        shutil.rmtree(vm_dir, ignore_errors=True)
+        raise LabError(f"QEMU did not start: {last_error}")
+    pid = int((vm_dir / "qemu.pid").read_text().strip())
+    state = VmState(
+        name=name,
+        release=release,
+        pid=pid,
+        qemu_ident=procs.identity(pid) or f"{pid}:0",
+        ssh_port=port,
+        disk=str(disk),
+        serial_log=str(serial_log),
+        key=str(key),
+        owner=owner,
+        accel=accel,
+        cpu=cpu,
+    )
+    save_state(cache, state)
+    if owner is not None:
+        spawn_watchdog(cache, name)
+    log(f"VM {name} booting ({release}, {accel} {cpu}), SSH on 127.0.0.1:{port}")
+    try:
+        state.boot_seconds = round(wait_for_ssh(port, key, pid, serial_log, ssh_timeout), 1)
+    except (LabError, subprocess.TimeoutExpired) as exc:
+        report_failure(serial_log, f"VM {name} failed to come up: {exc}")
+        stop(cache, name)
+        raise LabError(f"VM {name} failed to come up: {exc}") from exc
+    save_state(cache, state)
+    log(f"VM {name} answers SSH after {state.boot_seconds} s")
+    return state
