@@ -1,13 +1,13 @@
 """xen-lab: build, boot and drive the QEMU VMs that stand in for bare metal.
 
-  xen-lab build [--release R]        build (or find) the cached base image
-  xen-lab up --name N [...]          boot a VM from it, wait for SSH, print JSON
-  xen-lab down --name N | --all      stop a VM and remove its overlay
-  xen-lab ssh --name N [CMD ...]     log in to a VM
-  xen-lab status                     list running VMs
-  xen-lab sweep                      stop VMs whose owner has gone
-  xen-lab run -- CMD ...             run CMD; VMs it starts die with it
-  xen-lab lab [...] -- CMD ...       the `make lab` VM: kept on success only
+xen-lab build [--release R]        build (or find) the cached base image
+xen-lab up --name N [...]          boot a VM from it, wait for SSH, print JSON
+xen-lab down --name N | --all      stop a VM and remove its overlay
+xen-lab ssh --name N [CMD ...]     log in to a VM
+xen-lab status                     list running VMs
+xen-lab sweep                      stop VMs whose owner has gone
+xen-lab run -- CMD ...             run CMD; VMs it starts die with it
+xen-lab lab [...] -- CMD ...       the `make lab` VM: kept on success only
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def _boot(args: argparse.Namespace, cache: Path, owner: str | None) -> vm.VmStat
 def write_inventory(path: Path, state: vm.VmState, group: str) -> None:
     data = config.inventory({state.name: state.host_vars()}, group)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("# Written by xen-lab for the running lab VM; do not edit.\n" + yaml.safe_dump(data))
+    path.write_text(
+        "# Written by xen-lab for the running lab VM; do not edit.\n" + yaml.safe_dump(data)
+    )
 
 
 def cmd_build(args: argparse.Namespace, cache: Path) -> int:
@@ -87,7 +89,10 @@ def cmd_status(_args: argparse.Namespace, cache: Path) -> int:
         if state is None:
             continue
         up = "running" if vm.running(state) else "dead"
-        print(f"{state.name}\t{state.release}\t{up}\tssh 127.0.0.1:{state.ssh_port}\t{state.serial_log}")
+        print(
+            f"{state.name}\t{state.release}\t{up}\t"
+            f"ssh 127.0.0.1:{state.ssh_port}\t{state.serial_log}"
+        )
     return 0
 
 
@@ -180,7 +185,9 @@ def cmd_lab(args: argparse.Namespace, cache: Path) -> int:
         state = vm.load_state(cache, args.name) or state
         state.owner = None  # released: the VM stays up until `make lab-destroy`
         vm.save_state(cache, state)
-        vm.log(f"lab VM {args.name} is up: ssh -p {state.ssh_port} root@127.0.0.1 (key {state.key})")
+        vm.log(
+            f"lab VM {args.name} is up: ssh -p {state.ssh_port} root@127.0.0.1 (key {state.key})"
+        )
         vm.log(f"serial console log: {state.serial_log}")
         return 0
     sup.cleanup()
@@ -188,8 +195,9 @@ def cmd_lab(args: argparse.Namespace, cache: Path) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xen-lab", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="xen-lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def vm_opts(sp: argparse.ArgumentParser, name: str | None) -> None:
@@ -197,7 +205,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--release", default=config.DEFAULT_RELEASE, choices=config.RELEASES)
         sp.add_argument("--memory", type=int, default=3072, help="MiB of guest RAM")
         sp.add_argument("--second-nic", action="store_true", help="add a second, isolated NIC")
-        sp.add_argument("--group", default="dom0s", help="inventory group of the VM")
+        sp.add_argument("--group", default="xen_dom0s", help="inventory group of the VM")
 
     sp = sub.add_parser("build", help="build or find the base image")
     sp.add_argument("--release", default=config.DEFAULT_RELEASE, choices=config.RELEASES)

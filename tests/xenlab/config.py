@@ -75,6 +75,8 @@ apt-get clean
 rm -f /etc/ssh/ssh_host_*
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id
+# Host keys are gone now, so no new SSH session could ask for the power-off.
+systemd-run --quiet --on-active=3 systemctl poweroff
 """
 
 # Regenerates SSH host keys on each clone's first boot.

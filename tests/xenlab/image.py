@@ -52,7 +52,9 @@ def current(cache: Path, release: str) -> tuple[Path, str]:
 def ensure(cache: Path, release: str) -> Path:
     """Path of the cached base qcow2 for `release`, built when missing."""
     if release not in config.RELEASES:
-        raise vm.LabError(f"unknown release {release!r}; choose one of {', '.join(config.RELEASES)}")
+        raise vm.LabError(
+            f"unknown release {release!r}; choose one of {', '.join(config.RELEASES)}"
+        )
     target, key = current(cache, release)
     base = target / "base.qcow2"
     if base.exists():
@@ -119,7 +121,8 @@ def _customize(rootfs: Path, release: str, pubkey: str, fs_uuid: str) -> None:
     (rootfs / "etc/hostname").write_text(hostname + "\n")
     (rootfs / "etc/hosts").write_text(
         f"127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n\n"
-        "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
     )
     (rootfs / "etc/fstab").write_text(f"UUID={fs_uuid}\t/\text4\terrors=remount-ro\t0\t1\n")
     (rootfs / "etc/network/interfaces").write_text(config.INTERFACES)
@@ -196,12 +199,6 @@ def _first_boot(cache: Path, release: str, disk: Path, key: Path, build_dir: Pat
             check=True,
             capture_output=True,
             timeout=900,
-        )
-        subprocess.run(
-            vm.ssh_command(spec.ssh_port, key, "systemctl", "poweroff"),
-            capture_output=True,
-            check=False,
-            timeout=60,
         )
         deadline = time.monotonic() + 300
         while vm.procs.start_time(pid) is not None and time.monotonic() < deadline:

@@ -24,7 +24,7 @@ def start_time(pid: int) -> str | None:
 
 
 def identity(pid: int) -> str | None:
-    """"PID:STARTTIME" for a live process, None when it is gone."""
+    """ "PID:STARTTIME" for a live process, None when it is gone."""
     started = start_time(pid)
     return None if started is None else f"{pid}:{started}"
 

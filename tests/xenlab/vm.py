@@ -181,7 +181,11 @@ def spawn_watchdog(cache: Path, name: str) -> None:
     subprocess.Popen(
         [sys.executable, "-m", "xenlab", "watchdog", name],
         cwd=str(Path(__file__).resolve().parent.parent),
-        env={**os.environ, "XEN_LAB_CACHE": str(cache), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        env={
+            **os.environ,
+            "XEN_LAB_CACHE": str(cache),
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        },
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -243,7 +247,9 @@ def start(
             memory_mib=memory_mib,
             second_nic=second_nic,
         )
-        proc = subprocess.run(config.qemu_command(spec), capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            config.qemu_command(spec), capture_output=True, text=True, check=False
+        )
         if proc.returncode == 0:
             break
         last_error = proc.stderr.strip()

@@ -1,0 +1,83 @@
+# The two commands a newcomer needs: `make lab` and `make test`.
+# Everything else here is a step of those two.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+LAB_RELEASE ?= trixie
+ROLE ?=
+# Roles in the order their Molecule scenarios run (cheapest first).
+MOLECULE_ROLES ?= $(patsubst roles/%/molecule,%,$(wildcard roles/*/molecule))
+
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR ?= 0
+export PY_COLORS ?= 0
+XEN_LAB := $(CURDIR)/$(VENV)/bin/python $(CURDIR)/tests/xen-lab
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup host-packages lab lab-destroy lab-ssh test lint unit integration \
+        molecule molecule-all docs docs-check
+
+help:
+	@echo "make lab        boot a local QEMU VM (LAB_RELEASE=$(LAB_RELEASE)) and run site.yml against it"
+	@echo "make test       lint, unit tests, harness tests and every role's Molecule scenarios in VMs"
+	@echo "make setup      create $(VENV) and install the host packages the lab needs"
+	@echo "make molecule ROLE=<role>   one role's Molecule scenarios"
+	@echo "make lab-destroy / make lab-ssh / make docs"
+
+setup: $(STAMP) host-packages
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+host-packages:
+	@tools/host-packages.sh
+
+lab: setup
+	$(XEN_LAB) lab --release $(LAB_RELEASE) --inventory inventory/lab/hosts.yml -- \
+	  ansible-playbook -i inventory/lab site.yml
+
+lab-destroy: $(STAMP)
+	$(XEN_LAB) down --name lab
+	rm -f inventory/lab/hosts.yml
+
+lab-ssh: $(STAMP)
+	$(XEN_LAB) ssh --name lab
+
+test: setup lint unit integration molecule-all
+	@echo "make test: all passed"
+
+lint: $(STAMP)
+	yamllint --strict .
+	ansible-lint --offline --strict
+	ruff check .
+	ruff format --check .
+	$(MAKE) --no-print-directory docs-check
+
+docs: $(STAMP)
+	$(VENV)/bin/python tools/role_docs.py
+
+docs-check: $(STAMP)
+	$(VENV)/bin/python tools/role_docs.py --check
+
+unit: $(STAMP)
+	pytest -q tests/unit
+
+integration: $(STAMP)
+	pytest -q tests/integration
+
+molecule: $(STAMP)
+	@test -n "$(ROLE)" || { echo "usage: make molecule ROLE=<role>"; exit 2; }
+	cd roles/$(ROLE) && $(CURDIR)/$(XEN_LAB) run -- molecule test --all
+
+molecule-all: $(STAMP)
+	@for role in $(MOLECULE_ROLES); do \
+	  echo "== molecule: $$role"; \
+	  $(MAKE) --no-print-directory molecule ROLE=$$role || exit 1; \
+	done

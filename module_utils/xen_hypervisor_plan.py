@@ -1,0 +1,164 @@
+"""The xen_hypervisor role's plan: validated dom0 limits and command lines.
+
+One function, ``plan``, turns the role's settings and two host facts into the
+values the role writes, or into a list of errors, one sentence each, that the
+role shows before it changes anything.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+try:
+    from ansible.module_utils.xen_sizes import parse_size_mib
+except ImportError:  # unit tests import this file directly
+    from module_utils.xen_sizes import parse_size_mib  # type: ignore[no-redef]
+
+# Xen's and Linux's options are words separated by blanks; quotes or shell
+# metacharacters would break the GRUB drop-in, which is a shell fragment.
+_CMDLINE_RE = re.compile(r"[A-Za-z0-9_.,:=/+@-]+(?: [A-Za-z0-9_.,:=/+@-]+)*")
+# Options the role owns; setting them again through the *_extra settings
+# would make the role's checks lie.
+_XEN_OWNED = ("dom0_mem", "dom0_max_vcpus", "dom0_vcpus_pin", "console", "com1", "com2")
+_BAUDS = (9600, 19200, 38400, 57600, 115200)
+
+MSG_DOM0_MEM = "xen_hypervisor_dom0_mem: {error}"
+MSG_GUEST_MIN = "xen_hypervisor_guest_mem_min: {error}"
+MSG_MEM_TOO_SMALL = "xen_hypervisor_dom0_mem is {mem} MiB: a dom0 needs at least 512 MiB; raise it."
+MSG_MEM_ABOVE_RAM = (
+    "xen_hypervisor_dom0_mem is {mem} MiB but the host has only {ram} MiB of RAM; lower it."
+)
+MSG_MEM_NO_GUESTS = (
+    "xen_hypervisor_dom0_mem is {mem} MiB: with {ram} MiB of RAM that leaves {left} MiB for "
+    "guests, less than xen_hypervisor_guest_mem_min ({min} MiB); lower dom0_mem or the minimum."
+)
+MSG_VCPUS_ABOVE_HOST = (
+    "xen_hypervisor_dom0_vcpus is {vcpus} but the host has only {host} CPUs; use at most {host}."
+)
+MSG_VCPUS_NEGATIVE = (
+    "xen_hypervisor_dom0_vcpus is {vcpus}: use 0 for automatic or a positive count."
+)
+MSG_BAUD = "xen_hypervisor_serial_baud is {baud}: use one of {bauds}."
+MSG_CMDLINE = (
+    "{name} is {value!r}: use blank-separated options made of letters, digits and . , : = / + @ - _"
+    " only (no quotes or shell characters)."
+)
+MSG_OWNED = (
+    "xen_hypervisor_cmdline_extra sets {option}=, which the role manages: use the matching "
+    "xen_hypervisor_* setting instead."
+)
+
+
+def auto_dom0_mem_mib(ram_mib: int) -> int:
+    """Default dom0 memory: 1 GiB plus 64 MiB per GiB of RAM, at most 8 GiB."""
+    return min(8192, 1024 + 64 * (ram_mib // 1024))
+
+
+def auto_dom0_vcpus(host_vcpus: int) -> int:
+    """Default dom0 vCPUs: all host CPUs up to 4; guests get the rest of the time."""
+    return max(1, min(4, host_vcpus))
+
+
+def _cmdline_errors(name: str, value: str) -> list[str]:
+    if value and not _CMDLINE_RE.fullmatch(value):
+        return [MSG_CMDLINE.format(name=name, value=value)]
+    return []
+
+
+def plan(settings: dict[str, Any], ram_mib: int, host_vcpus: int) -> dict[str, Any]:
+    """Validate settings against the host and compute what the role writes."""
+    errors: list[str] = []
+
+    mem_setting = settings.get("dom0_mem", "auto")
+    mem = 0
+    if str(mem_setting).strip().lower() == "auto":
+        mem = auto_dom0_mem_mib(ram_mib)
+    else:
+        try:
+            mem = parse_size_mib(mem_setting)
+        except ValueError as exc:
+            errors.append(MSG_DOM0_MEM.format(error=exc))
+    guest_min = 0
+    try:
+        guest_min = parse_size_mib(settings.get("guest_mem_min", "512M"))
+    except ValueError as exc:
+        errors.append(MSG_GUEST_MIN.format(error=exc))
+    if mem:
+        if mem < 512:
+            errors.append(MSG_MEM_TOO_SMALL.format(mem=mem))
+        elif mem >= ram_mib:
+            errors.append(MSG_MEM_ABOVE_RAM.format(mem=mem, ram=ram_mib))
+        elif guest_min and ram_mib - mem < guest_min:
+            errors.append(
+                MSG_MEM_NO_GUESTS.format(mem=mem, ram=ram_mib, left=ram_mib - mem, min=guest_min)
+            )
+
+    vcpus_setting = int(settings.get("dom0_vcpus", 0))
+    vcpus = auto_dom0_vcpus(host_vcpus) if vcpus_setting == 0 else vcpus_setting
+    if vcpus_setting < 0:
+        errors.append(MSG_VCPUS_NEGATIVE.format(vcpus=vcpus_setting))
+    elif vcpus > host_vcpus:
+        errors.append(MSG_VCPUS_ABOVE_HOST.format(vcpus=vcpus, host=host_vcpus))
+
+    console = settings.get("console", "com1")
+    baud = int(settings.get("serial_baud", 115200))
+    if console in ("com1", "com2") and baud not in _BAUDS:
+        errors.append(MSG_BAUD.format(baud=baud, bauds=", ".join(map(str, _BAUDS))))
+
+    xen_extra = str(settings.get("cmdline_extra", "")).strip()
+    dom0_extra = str(settings.get("dom0_cmdline_extra", "")).strip()
+    errors += _cmdline_errors("xen_hypervisor_cmdline_extra", xen_extra)
+    errors += _cmdline_errors("xen_hypervisor_dom0_cmdline_extra", dom0_extra)
+    for word in xen_extra.split():
+        option = word.split("=", 1)[0]
+        if option in _XEN_OWNED:
+            errors.append(MSG_OWNED.format(option=option))
+
+    xen_words = [f"dom0_mem={mem}M,max:{mem}M", f"dom0_max_vcpus={vcpus}"]
+    if settings.get("dom0_vcpus_pin", False):
+        xen_words.append("dom0_vcpus_pin")
+    if console in ("com1", "com2"):
+        xen_words += [f"console={console}", f"{console}={baud},8n1"]
+        dom0_words = ["console=hvc0"]
+    elif console == "vga":
+        xen_words.append("console=vga")
+        dom0_words = ["console=tty0"]
+    else:
+        xen_words.append("console=none")
+        dom0_words = []
+    if xen_extra:
+        xen_words.append(xen_extra)
+    if dom0_extra:
+        dom0_words.append(dom0_extra)
+
+    return {
+        "errors": errors,
+        "dom0_mem_mib": mem,
+        "dom0_vcpus": vcpus,
+        "xen_cmdline": " ".join(xen_words),
+        "dom0_cmdline": " ".join(dom0_words),
+    }
+
+
+def xen_entry_id(grub_cfg: str) -> str | None:
+    """The menu entry id of the newest plain "with Xen hypervisor" entry."""
+    match = re.search(r"\$menuentry_id_option '(xen-gnulinux-simple-[^']+)'", grub_cfg)
+    return match.group(1) if match else None
+
+
+def linux_entry_id(grub_cfg: str) -> str | None:
+    """The menu entry id of the plain Linux entry, the safe default."""
+    match = re.search(r"\$menuentry_id_option '(gnulinux-simple-[^']+)'", grub_cfg)
+    return match.group(1) if match else None
+
+
+def xen_entry_has_cmdline(grub_cfg: str, xen_cmdline: str) -> bool:
+    """Does a multiboot2 line in grub.cfg carry exactly our Xen options?"""
+    for line in grub_cfg.splitlines():
+        words = line.split()
+        if words[:1] == ["multiboot2"] and " ".join(words[2:]).startswith(
+            ("placeholder " + xen_cmdline, xen_cmdline)
+        ):
+            return True
+    return False

@@ -1,0 +1,177 @@
+"""The lab harness's pure parts: cache key, ports, inventory, accelerator."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xenlab import accel, cli, config, procs, vm
+
+PUBKEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake xen-lab"
+
+
+def test_cache_root_defaults_under_home_and_honours_override() -> None:
+    assert config.cache_root({"HOME": "/home/u"}) == Path("/home/u/.cache/xen-lab")
+    assert config.cache_root({"HOME": "/home/u", "XEN_LAB_CACHE": "/srv/lab"}) == Path("/srv/lab")
+
+
+def test_cache_key_is_stable_for_the_same_recipe() -> None:
+    a = config.cache_key(config.recipe("trixie", config.DEFAULT_MIRROR, PUBKEY))
+    b = config.cache_key(config.recipe("trixie", config.DEFAULT_MIRROR, PUBKEY + "\n"))
+    assert a == b
+    assert len(a) == 16
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda r: r.update(release="bookworm"),
+        lambda r: r.update(packages=[*r["packages"], "vim"]),
+        lambda r: r.update(version=r["version"] + 1),
+        lambda r: r.update(first_boot=r["first_boot"] + "true\n"),
+        lambda r: r.update(mirror="http://mirror.example/debian"),
+        lambda r: r.update(pubkey="ssh-ed25519 other"),
+    ],
+    ids=["release", "packages", "version", "first-boot", "mirror", "key"],
+)
+def test_cache_key_changes_with_the_recipe(change) -> None:  # noqa: ANN001
+    base = config.recipe("trixie", config.DEFAULT_MIRROR, PUBKEY)
+    changed = dict(base)
+    change(changed)
+    assert config.cache_key(base) != config.cache_key(changed)
+
+
+def test_package_order_does_not_change_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = config.cache_key(config.recipe("trixie", config.DEFAULT_MIRROR, PUBKEY))
+    monkeypatch.setattr(config, "BASE_PACKAGES", tuple(reversed(config.BASE_PACKAGES)))
+    assert config.cache_key(config.recipe("trixie", config.DEFAULT_MIRROR, PUBKEY)) == before
+
+
+def test_free_port_is_bindable_on_loopback() -> None:
+    port = vm.free_port()
+    assert 1024 < port < 65536
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+def spec(**kw: object) -> config.VmSpec:
+    base = {
+        "name": "t", "disk": Path("/c/vms/t/disk.qcow2"), "serial_log": Path("/c/s.log"),
+        "pidfile": Path("/c/q.pid"), "ssh_port": 40022, "accel": "tcg", "cpu": "qemu64,+svm",
+    }  # fmt: skip
+    base.update(kw)
+    return config.VmSpec(**base)  # type: ignore[arg-type]
+
+
+def test_qemu_command_allows_in_place_reboot_and_binds_loopback_only() -> None:
+    cmd = config.qemu_command(spec())
+    assert "-no-reboot" not in cmd
+    netdev = cmd[cmd.index("-netdev") + 1]
+    assert "hostfwd=tcp:127.0.0.1:40022-:22" in netdev
+    assert cmd[cmd.index("-accel") + 1] == "tcg"
+    assert cmd[cmd.index("-cpu") + 1] == "qemu64,+svm"
+    assert "file:/c/s.log" in cmd
+    assert cmd.count("-netdev") == 1
+
+
+def test_qemu_command_second_nic_is_isolated() -> None:
+    cmd = config.qemu_command(spec(second_nic=True))
+    netdevs = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-netdev"]
+    assert len(netdevs) == 2
+    assert "restrict=on" in netdevs[1]
+    assert "hostfwd" not in netdevs[1]
+
+
+@pytest.mark.parametrize(
+    ("env", "kvm_boots", "expected"),
+    [
+        ({}, True, ("kvm", "host")),
+        ({}, False, ("tcg", "qemu64,+svm")),
+        ({}, None, ("tcg", "qemu64,+svm")),
+        ({"XEN_LAB_ACCEL": "tcg"}, True, ("tcg", "qemu64,+svm")),
+        ({"XEN_LAB_CPU": "max,-smap,-smep"}, False, ("tcg", "max,-smap,-smep")),
+        ({"XEN_LAB_ACCEL": "kvm", "XEN_LAB_CPU": "EPYC"}, False, ("kvm", "EPYC")),
+    ],
+)
+def test_choose_accel(
+    env: dict[str, str], kvm_boots: bool | None, expected: tuple[str, str]
+) -> None:
+    assert config.choose_accel(env, kvm_boots) == expected
+
+
+def test_choose_accel_rejects_unknown_accelerator() -> None:
+    with pytest.raises(ValueError, match="XEN_LAB_ACCEL='hvf'"):
+        config.choose_accel({"XEN_LAB_ACCEL": "hvf"}, None)
+
+
+def test_probe_verdict_needs_a_running_kernel() -> None:
+    assert accel.verdict_from_console("[ 1.2] VFS: Unable to mount root fs on unknown-block(0,0)")
+    assert accel.verdict_from_console("---[ end Kernel panic - not syncing: VFS")
+    assert not accel.verdict_from_console("Probing EDD (edd=off to disable)... ok")
+    assert not accel.verdict_from_console("")
+
+
+def test_written_inventory_reaches_the_vm(tmp_path: Path) -> None:
+    state = vm.VmState(
+        name="lab", release="trixie", pid=1, qemu_ident="1:1", ssh_port=40022,
+        disk="/d", serial_log="/s", key="/k/id_ed25519", owner=None, accel="tcg", cpu="qemu64",
+    )  # fmt: skip
+    path = tmp_path / "inv" / "hosts.yml"
+    cli.write_inventory(path, state, "xen_dom0s")
+    data = yaml.safe_load(path.read_text())
+    host = data["all"]["children"]["xen_dom0s"]["hosts"]["lab"]
+    assert host["ansible_host"] == "127.0.0.1"
+    assert host["ansible_port"] == 40022
+    assert host["ansible_user"] == "root"
+    assert host["ansible_ssh_private_key_file"] == "/k/id_ed25519"
+    assert "StrictHostKeyChecking=no" in host["ansible_ssh_common_args"]
+
+
+def test_process_identity_survives_only_as_long_as_the_process() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    ident = procs.identity(child.pid)
+    assert ident is not None and procs.alive(ident)
+    child.kill()
+    child.wait()
+    assert not procs.alive(ident)
+    assert not procs.alive(f"{child.pid}:0")
+    assert not procs.alive(None)
+
+
+def test_sweep_removes_vms_whose_qemu_is_gone(tmp_path: Path) -> None:
+    vm_dir = vm.vms_dir(tmp_path) / "ghost"
+    vm_dir.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    state = vm.VmState(
+        name="ghost", release="trixie", pid=dead.pid, qemu_ident=f"{dead.pid}:1", ssh_port=1,
+        disk=str(vm_dir / "disk.qcow2"), serial_log="/s", key="/k", owner=None,
+        accel="tcg", cpu="x",
+    )  # fmt: skip
+    vm.save_state(tmp_path, state)
+    assert vm.sweep(tmp_path) == ["ghost"]
+    assert not vm_dir.exists()
+
+
+def test_stop_never_signals_a_process_that_is_not_our_qemu(tmp_path: Path) -> None:
+    vm_dir = vm.vms_dir(tmp_path) / "other"
+    vm_dir.mkdir(parents=True)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        state = vm.VmState(
+            name="other", release="trixie", pid=bystander.pid,
+            qemu_ident=procs.identity(bystander.pid) or "", ssh_port=1,
+            disk=str(vm_dir / "disk.qcow2"), serial_log="/s", key="/k", owner=None,
+            accel="tcg", cpu="x",
+        )  # fmt: skip
+        vm.save_state(tmp_path, state)
+        assert vm.stop(tmp_path, "other")
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
