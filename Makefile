@@ -74,7 +74,7 @@ integration: $(STAMP)
 
 molecule: $(STAMP)
 	@test -n "$(ROLE)" || { echo "usage: make molecule ROLE=<role>"; exit 2; }
-	cd roles/$(ROLE) && $(CURDIR)/$(XEN_LAB) run -- molecule test --all
+	cd roles/$(ROLE) && $(XEN_LAB) run -- molecule test --all
 
 molecule-all: $(STAMP)
 	@for role in $(MOLECULE_ROLES); do \

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xenlab import accel, cli, config, procs, vm
+from xenlab import accel, cli, config, image, procs, vm
 
 PUBKEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake xen-lab"
 
@@ -175,3 +175,16 @@ def test_stop_never_signals_a_process_that_is_not_our_qemu(tmp_path: Path) -> No
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_prune_keeps_the_current_image_and_any_image_a_vm_may_use(tmp_path: Path) -> None:
+    images = image.images_dir(tmp_path)
+    for name in ("trixie-old", "trixie-new", "bookworm-old"):
+        (images / name).mkdir(parents=True)
+    busy = vm.vms_dir(tmp_path) / "lab"
+    busy.mkdir(parents=True)
+    (busy / "disk.qcow2").write_bytes(b"")
+    assert image.prune(tmp_path, "trixie", keep=images / "trixie-new") == []
+    (busy / "disk.qcow2").unlink()
+    assert image.prune(tmp_path, "trixie", keep=images / "trixie-new") == [images / "trixie-old"]
+    assert sorted(p.name for p in images.iterdir()) == ["bookworm-old", "trixie-new"]

@@ -73,7 +73,21 @@ def ensure(cache: Path, release: str) -> Path:
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
     vm.log(f"base image {release} built in {meta['build_seconds']} s: {target / 'base.qcow2'}")
+    prune(cache, release, keep=target)
     return target / "base.qcow2"
+
+
+def prune(cache: Path, release: str, keep: Path) -> list[Path]:
+    """Remove older images of a release, unless a VM may still overlay one."""
+    if any(vm.vms_dir(cache).glob("*/disk.qcow2")):
+        return []
+    removed = []
+    for old in images_dir(cache).glob(f"{release}-*"):
+        if old != keep and old.is_dir():
+            shutil.rmtree(old)
+            removed.append(old)
+            vm.log(f"removed the outdated image {old}")
+    return removed
 
 
 def _run(cmd: list[str], **kwargs: object) -> None:

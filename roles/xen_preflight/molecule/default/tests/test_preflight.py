@@ -66,7 +66,7 @@ def test_too_large_memory_plan_fails_with_the_exact_message(host, report) -> Non
     expected = xen_preflight.MEMORY_TOO_SMALL.format(
         dom0_mem_mib=65536, guest_mem_min_mib=1024, mem_total_mib=report["mem_total_mib"]
     )
-    assert expected in proc.stdout
+    assert expected in proc.stdout + proc.stderr
     assert tree_digest(host, *WATCHED) == before
 
 
@@ -88,6 +88,6 @@ def test_unsupported_release_fails_with_the_exact_message(host) -> None:  # noqa
         host.run("printf %s " + json.dumps(original) + " > /etc/debian_version")
         host.run("cat > /usr/lib/os-release <<'EOF'\n" + os_release + "EOF")
     assert proc.returncode != 0
-    assert xen_preflight.UNSUPPORTED_RELEASE.format(release="11") in proc.stdout
+    assert xen_preflight.UNSUPPORTED_RELEASE.format(release="11") in proc.stdout + proc.stderr
     assert after == before
     assert host.file("/etc/debian_version").content_string == original
