@@ -116,6 +116,10 @@ def _owned_by(cache: Path, owner: str) -> list[str]:
     return names
 
 
+class Interrupted(Exception):
+    """A signal arrived while no child command was running."""
+
+
 class Supervisor:
     """Run a child command as the owner of the VMs it starts.
 
@@ -134,6 +138,8 @@ class Supervisor:
         self.signalled = signum
         if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signum)
+        else:
+            raise Interrupted(signum)
 
     def run(self, command: list[str]) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -150,10 +156,8 @@ class Supervisor:
                 vm.log(f"interrupted by signal {self.signalled}; stopping this run's VMs")
         return 128 + self.signalled if self.signalled else code
 
-    def cleanup(self, keep: tuple[str, ...] = ()) -> None:
+    def cleanup(self) -> None:
         for name in _owned_by(self.cache, self.owner):
-            if name in keep:
-                continue
             state = vm.load_state(self.cache, name)
             if state is not None and self.signalled == 0:
                 vm.report_failure(Path(state.serial_log), f"run failed; VM {name} is stopped")
@@ -163,9 +167,12 @@ class Supervisor:
 
 def cmd_run(args: argparse.Namespace, cache: Path) -> int:
     sup = Supervisor(cache)
-    code = sup.run(args.command)
-    sup.cleanup()
-    return code
+    try:
+        return sup.run(args.command)
+    except Interrupted:
+        return 128 + sup.signalled
+    finally:
+        sup.cleanup()
 
 
 def cmd_lab(args: argparse.Namespace, cache: Path) -> int:
@@ -175,12 +182,19 @@ def cmd_lab(args: argparse.Namespace, cache: Path) -> int:
         signal.signal(sig, sup._forward)
     try:
         state = _boot(args, cache, sup.owner)
+    except Interrupted:
+        vm.log(f"interrupted by signal {sup.signalled}; stopping the lab VM")
+        sup.cleanup()
+        return 128 + sup.signalled
     except vm.LabError as exc:
         vm.log(str(exc))
         sup.cleanup()
         return 1
     write_inventory(Path(args.inventory), state, args.group)
-    code = sup.run(args.command) if not sup.signalled else 128 + sup.signalled
+    try:
+        code = sup.run(args.command) if not sup.signalled else 128 + sup.signalled
+    except Interrupted:
+        code = 128 + sup.signalled
     if code == 0:
         state = vm.load_state(cache, args.name) or state
         state.owner = None  # released: the VM stays up until `make lab-destroy`

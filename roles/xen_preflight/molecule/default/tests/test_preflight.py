@@ -72,21 +72,24 @@ def test_too_large_memory_plan_fails_with_the_exact_message(host, report) -> Non
 
 def test_unsupported_release_fails_with_the_exact_message(host) -> None:  # noqa: ANN001
     original = host.file("/etc/debian_version").content_string
-    os_release = host.file("/usr/lib/os-release").content_string
+    faked = ("/etc/debian_version", "/usr/lib/os-release")
+    for path in faked:
+        host.run_expect([0], f"cp -a {path} {path}.preflight-test")
     try:
         # Make the VM look like Debian 11 to Ansible's fact gathering.
-        host.run("echo 11.11 > /etc/debian_version")
-        host.run(
+        host.run_expect([0], "echo 11.11 > /etc/debian_version")
+        host.run_expect(
+            [0],
             "sed -i -e 's/^VERSION_ID=.*/VERSION_ID=\"11\"/'"
             " -e 's/^VERSION=.*/VERSION=\"11 (bullseye)\"/'"
-            " -e 's/^VERSION_CODENAME=.*/VERSION_CODENAME=bullseye/' /usr/lib/os-release"
+            " -e 's/^VERSION_CODENAME=.*/VERSION_CODENAME=bullseye/' /usr/lib/os-release",
         )
         before = tree_digest(host, *WATCHED)
         proc = playbook(scenario_file("converge.yml"))
         after = tree_digest(host, *WATCHED)
     finally:
-        host.run("printf %s " + json.dumps(original) + " > /etc/debian_version")
-        host.run("cat > /usr/lib/os-release <<'EOF'\n" + os_release + "EOF")
+        for path in faked:
+            host.run(f"mv {path}.preflight-test {path}")
     assert proc.returncode != 0
     assert xen_preflight.UNSUPPORTED_RELEASE.format(release="11") in proc.stdout + proc.stderr
     assert after == before
