@@ -950,11 +950,31 @@ def _changes(
     """Interfaces to take down (old definitions), to bring up (new ones), and new links."""
     old_defs, new_defs = definitions(old), definitions(new)
     old_stanzas, new_stanzas = _all_stanzas(old), _all_stanzas(new)
-    changed = [
-        n
-        for n in sorted(set(old_defs) | set(new_defs))
-        if n != "lo" and old_defs.get(n) != new_defs.get(n)
-    ]
+    changed = {
+        n for n in set(old_defs) | set(new_defs) if n != "lo" and old_defs.get(n) != new_defs.get(n)
+    }
+    # Taking a bridge or NIC down sets its links down (bridge-utils does so to
+    # a bridge's ports), which silently breaks an unchanged bridge on the same
+    # NIC, such as one over a VLAN of it: that bridge goes down and up too.
+    ports: dict[str, set[str]] = {}
+    for stanza in old_stanzas + new_stanzas:
+        ports.setdefault(stanza.name, set()).update(
+            p for p in stanza.values("bridge-ports") if p != "none"
+        )
+    touched: set[str] = set()
+    while True:
+        for name in changed:
+            touched |= {name} | ports.get(name, set())
+        touched |= {t.split(".")[0] for t in touched}
+        more = {
+            bridge
+            for bridge, members in ports.items()
+            if bridge not in changed
+            and any(p in touched or p.split(".")[0] in touched for p in members)
+        }
+        if not more:
+            break
+        changed |= more
 
     def order(stanzas: list[Stanza], name: str) -> tuple[int, int]:
         first = next((i for i, s in enumerate(stanzas) if s.name == name), 0)

@@ -705,3 +705,19 @@ def test_outcome_messages() -> None:
     assert np.outcome_message({}, 120, 420).startswith(
         "The host did not answer within 420 s after the network change."
     )
+
+
+def test_a_bridge_on_a_vlan_of_a_nic_another_bridge_lets_go_is_bounced_too() -> None:
+    # The rollback test: xenbr0 moves from ens3 to ens4, where xenbr20 has
+    # VLAN 20. Taking xenbr0 down sets ens4 down, so xenbr20 must come up again.
+    first = run(LAB_BRIDGES)
+    wrong = copy.deepcopy(LAB_BRIDGES)
+    wrong[0] = {"name": "xenbr0", "ports": ["ens4"], "ipv4": {"method": "dhcp"}}
+    out = run(wrong, files=first["files"], facts=FACTS_BRIDGED)
+    assert out["errors"] == []
+    assert out["down"] == ["xenbr0", "xenbr20"]
+    assert out["up"] == ["xenbr0", "xenbr20"]
+    assert "    bridge_ports ens4\n    bridge_hw ens4\n" in out["files"][f"{D}/xen-xenbr0"]
+    # ens3 keeps its manual stanza; only the note that it is a port goes.
+    assert "iface ens3 inet manual\n" in out["files"][IFACES]
+    assert "port of xenbr0" not in out["files"][IFACES]
