@@ -205,6 +205,18 @@ def test_invalid_settings_are_refused_before_any_change(host, tmp_path) -> None:
     assert (tree_digest(host, *WATCHED), network_state(host)) == before
 
 
+def test_bridges_come_back_by_themselves_after_a_reboot(host) -> None:  # noqa: ANN001
+    before = network_state(host)
+    boot_id = host.file("/proc/sys/kernel/random/boot_id").content_string
+    proc = playbook(scenario_file("reboot.yml"))
+    assert proc.returncode == 0
+    assert host.file("/proc/sys/kernel/random/boot_id").content_string != boot_id
+    deadline = time.monotonic() + 60
+    while network_state(host) != before and time.monotonic() < deadline:
+        time.sleep(2)  # ifupdown may still be bringing up the last bridges
+    assert network_state(host) == before
+
+
 class SshWatch(threading.Thread):
     """Polls SSH; records when the host went away and when it answered again."""
 
