@@ -228,6 +228,11 @@ MSG_PORT_FOREIGN_BRIDGE = (
 MSG_FOREIGN_FILE = (
     "{path} exists but was not written by the xen_network role; move it away or rename the bridge."
 )
+MSG_CONFIRM_TIMEOUT = (
+    "xen_network_confirm_timeout is {value}: give the controller {low} to {high} seconds to"
+    " reach the host again (a fresh SSH connection takes a few seconds, more on a busy network)."
+)
+CONFIRM_TIMEOUT_RANGE = (30, 3600)
 MSG_DEFAULT_BRIDGE = (
     "xen_network_default_bridge is {name!r}, which is not in xen_network_bridges ({names})."
 )
@@ -996,7 +1001,7 @@ def _changes(
 def plan(settings: dict[str, Any], host: dict[str, Any]) -> dict[str, Any]:
     """Validate the bridges against the host and compute the new ifupdown files.
 
-    settings: bridges (xen_network_bridges), primary_nic, default_bridge.
+    settings: bridges (xen_network_bridges), primary_nic, default_bridge, confirm_timeout.
     host: managers ({networkmanager, networkd, netplan, ifupdown}),
     default_interface, interfaces (from ``host_interfaces``), and files:
     {path: text} of /etc/network/interfaces and every file in interfaces.d.
@@ -1018,6 +1023,12 @@ def plan(settings: dict[str, Any], host: dict[str, Any]) -> dict[str, Any]:
     errors += port_errors
     errors += _check_host(bridges, host.get("interfaces") or {})
     errors += _check_files(bridges, files, stanzas, owned)
+    timeout = _as_int(settings.get("confirm_timeout", 120))
+    low, high = CONFIRM_TIMEOUT_RANGE
+    if timeout is None or not low <= timeout <= high:
+        errors.append(
+            MSG_CONFIRM_TIMEOUT.format(value=settings.get("confirm_timeout"), low=low, high=high)
+        )
     names = [b.name for b in bridges]
     default_bridge = str(settings.get("default_bridge") or "")
     if default_bridge and default_bridge not in names:

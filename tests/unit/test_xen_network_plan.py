@@ -122,6 +122,7 @@ def host(
 def run(bridges: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
     settings = {"bridges": bridges, "primary_nic": kw.pop("primary_nic", "")}
     settings["default_bridge"] = kw.pop("default_bridge", "")
+    settings["confirm_timeout"] = kw.pop("confirm_timeout", 120)
     return np.plan(settings, host(**kw))
 
 
@@ -590,6 +591,13 @@ BAD: list[tuple[str, list[dict[str, Any]], dict[str, Any], str]] = [
         [{"name": "xenbr1"}],
         {"default_bridge": "xenbr9"},
         "xen_network_default_bridge is 'xenbr9', which is not in xen_network_bridges (xenbr1).",
+    ),
+    (
+        "confirm_timeout_too_short",
+        [{"name": "xenbr1"}],
+        {"confirm_timeout": 5},
+        "xen_network_confirm_timeout is 5: give the controller 30 to 3600 seconds to reach the"
+        " host again",
     ),
     (
         "port_in_other_file",

@@ -198,6 +198,7 @@ def test_invalid_settings_are_refused_before_any_change(host, tmp_path) -> None:
         "unknown_key": "xen_network_bridges.prots. Supported parameters include: bond, fd, ipv4,",
         "unknown_method": "value of method must be one of: inherit, dhcp, static, manual, got:"
         " bootp found in xen_network_bridges -> ipv4",
+        "confirm_timeout_too_short": npl.MSG_CONFIRM_TIMEOUT.format(value=5, low=30, high=3600),
     }
     assert set(got) == set(expected)
     for case, message in expected.items():
