@@ -33,7 +33,9 @@ def xen_network_plan(
     """Validated bridges and the ifupdown files that build them, or the errors."""
     host = {
         "managers": dict(managers),
-        "default_interface": (facts.get("default_ipv4") or {}).get("interface", ""),
+        # The NIC behind the default route; an IPv6-only host has only default_ipv6.
+        "default_interface": (facts.get("default_ipv4") or {}).get("interface")
+        or (facts.get("default_ipv6") or {}).get("interface", ""),
         "interfaces": host_interfaces(dict(facts)),
         "files": dict(files),
     }

@@ -152,8 +152,8 @@ MSG_PRIMARY_VLAN = (
     "Bridge {bridge}: primary: true takes over the NIC itself and cannot be combined with vlan."
 )
 MSG_NO_PRIMARY = (
-    "Bridge {bridge} takes over the primary NIC, but the host has no default IPv4 route to find "
-    "it by; set xen_network_primary_nic."
+    "Bridge {bridge} takes over the primary NIC, but the host has no default route to find it "
+    "by; set xen_network_primary_nic."
 )
 MSG_PRIMARY_AMBIGUOUS = (
     "The default route goes through bridge {holder}, which has the ports {ports}; set "

@@ -639,8 +639,8 @@ BAD: list[tuple[str, list[dict[str, Any]], dict[str, Any], str]] = [
         "no_default_route",
         [{"name": "xenbr0", "primary": True}],
         {"facts": {**FACTS_FRESH, "default_ipv4": {"interface": ""}}},
-        "Bridge xenbr0 takes over the primary NIC, but the host has no default IPv4 route to find"
-        " it by; set xen_network_primary_nic.",
+        "Bridge xenbr0 takes over the primary NIC, but the host has no default route to find it"
+        " by; set xen_network_primary_nic.",
     ),
     (
         "broken_interfaces_file",
@@ -729,3 +729,18 @@ def test_a_bridge_on_a_vlan_of_a_nic_another_bridge_lets_go_is_bounced_too() -> 
     # ens3 keeps its manual stanza; only the note that it is a port goes.
     assert "iface ens3 inet manual\n" in out["files"][IFACES]
     assert "port of xenbr0" not in out["files"][IFACES]
+
+
+def test_the_filter_reads_slurped_files_and_the_default_route() -> None:
+    from filter_plugins.xen_network import xen_network_files, xen_network_plan
+
+    slurped = [
+        {"source": IFACES, "content": "YXV0byBsbwppZmFjZSBsbyBpbmV0IGxvb3BiYWNrCg=="},
+        {"item": f"{D}/unreadable", "failed": False},  # failed_when: false kept it quiet
+    ]
+    assert xen_network_files(slurped) == {IFACES: "auto lo\niface lo inet loopback\n"}
+    facts = {**FACTS_FRESH, "default_ipv4": {}, "default_ipv6": {"interface": "ens3"}}
+    settings = {"bridges": [{"name": "xenbr0", "primary": True}], "confirm_timeout": 120}
+    out = xen_network_plan(settings, facts, {IFACES: LAB_INTERFACES}, {"ifupdown": True})
+    assert out["errors"] == []
+    assert out["primary_nic"] == "ens3"
