@@ -593,6 +593,81 @@ BAD: list[tuple[str, list[dict[str, Any]], dict[str, Any], str]] = [
         "xen_network_default_bridge is 'xenbr9', which is not in xen_network_bridges (xenbr1).",
     ),
     (
+        "vlan_twice",
+        [{"name": "xenbr1", "ports": ["ens4.20"], "vlan": 30}],
+        {},
+        "Bridge xenbr1: port ens4.20 already names a VLAN; drop the vlan key or the .N suffix.",
+    ),
+    (
+        "primary_with_vlan",
+        [{"name": "xenbr0", "primary": True, "vlan": 20}],
+        {},
+        "Bridge xenbr0: primary: true takes over the NIC itself and cannot be combined with vlan.",
+    ),
+    (
+        "fd_out_of_range",
+        [{"name": "xenbr1", "fd": 45}],
+        {},
+        "Bridge xenbr1: fd (forward delay) must be a whole number of seconds from 0 to 30, not 45.",
+    ),
+    (
+        "stp_not_a_bool",
+        [{"name": "xenbr1", "stp": "maybe"}],
+        {},
+        "Bridge xenbr1: stp must be true or false, not 'maybe'.",
+    ),
+    (
+        "ports_not_a_list",
+        [{"name": "xenbr1", "ports": "ens4"}],
+        {},
+        "Bridge xenbr1: ports must be a list of interface names, not 'ens4'.",
+    ),
+    (
+        "bond_without_name",
+        [{"name": "xenbr1", "ports": ["ens3", "ens4"], "bond": {"mode": "802.3ad"}}],
+        {},
+        "Bridge xenbr1: bond needs a name, such as bond0.",
+    ),
+    (
+        "bond_name_taken",
+        [{"name": "xenbr1", "ports": ["ens3", "ens4"], "bond": {"name": "lo"}}],
+        {},
+        "Bridge xenbr1: bond name lo is already a loopback interface on this host.",
+    ),
+    ("bridge_not_a_dict", ["xenbr1"], {}, "xen_network_bridges item 1 is 'xenbr1': each bridge"),
+    ("bridge_without_name", [{"ports": ["ens4"]}], {}, "xen_network_bridges item 1 has no name."),
+    (
+        "ipv6_inherit_without_port",
+        [{"name": "xenbr1", "ipv6": {"method": "inherit"}}],
+        {},
+        "Bridge xenbr1: ipv6.method inherit needs a port (or primary: true) to inherit from.",
+    ),
+    (
+        "default_route_through_a_bridge_with_two_ports",
+        [{"name": "xenbr0", "primary": True}],
+        {
+            "facts": {
+                **FACTS_BRIDGED,
+                "xenbr0": {"type": "bridge", "interfaces": ["ens3", "ens4"]},
+            },
+            "files": {IFACES: "iface ens3 inet manual\n"},
+        },
+        "The default route goes through bridge xenbr0, which has the ports ens3, ens4; set"
+        " xen_network_primary_nic to the NIC bridge xenbr0 should take over.",
+    ),
+    (
+        "bridge_in_another_file",
+        [{"name": "xenbr1"}],
+        {
+            "files": {
+                IFACES: LAB_INTERFACES + "source /etc/network/interfaces.d/*\n",
+                f"{D}/bridges": "auto xenbr1\niface xenbr1 inet manual\n  bridge_ports none\n",
+            }
+        },
+        "xenbr1 is already configured in /etc/network/interfaces.d/bridges, which the xen_network"
+        " role does not edit; remove that stanza or choose another name.",
+    ),
+    (
         "confirm_timeout_too_short",
         [{"name": "xenbr1"}],
         {"confirm_timeout": 5},
@@ -662,6 +737,11 @@ def test_bad_settings_give_one_clear_error(
     assert out["errors"][0].startswith(message), out["errors"][0]
     assert out["files"] == {}
     assert out["manifest"] == ""
+
+
+def test_bridges_must_be_a_list() -> None:
+    out = np.plan({"bridges": {"name": "xenbr0"}}, host())
+    assert out["errors"] == [np.MSG_NOT_A_LIST.format(value={"name": "xenbr0"})]
 
 
 def test_every_problem_is_reported_at_once() -> None:
