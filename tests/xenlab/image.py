@@ -101,6 +101,8 @@ def _build(cache: Path, release: str, build_dir: Path) -> None:
     _run([
         "mmdebstrap", "--variant=apt", "--mode=root", "--quiet",
         "--aptopt=Acquire::Retries \"3\"",
+        # A freshly installed Debian has its package lists; so does the lab.
+        "--skip=cleanup/apt/lists",
         "--include=" + ",".join(config.BASE_PACKAGES),
         release, str(rootfs), mirror(),
     ])  # fmt: skip
