@@ -25,6 +25,9 @@ RECIPE_VERSION = 4
 BASE_PACKAGES = (
     "linux-image-amd64",
     "systemd-sysv",
+    # systemd Recommends it, so every installer-made Debian has it;
+    # shutdown needs it on bookworm.
+    "dbus",
     "openssh-server",
     "python3",
     "python3-apt",
