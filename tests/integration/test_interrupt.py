@@ -82,7 +82,7 @@ def test_interrupted_run_leaves_no_qemu(mode: str, sig: signal.Signals) -> None:
         runner.wait(timeout=60)
         wait_until(lambda: not qemu_pids_for(name), 30, f"QEMU of {name} to stop")
         for pid in qemu:
-            assert procs.start_time(pid) is None, f"QEMU {pid} still runs"
+            assert procs.gone(pid), f"QEMU {pid} still runs"
         wait_until(
             lambda: not (vm.vms_dir(CACHE) / name).exists(), 30, f"{name}'s overlay to be removed"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,15 @@ def test_prune_keeps_the_current_image_and_any_image_a_vm_may_use(tmp_path: Path
     (busy / "disk.qcow2").unlink()
     assert image.prune(tmp_path, "trixie", keep=images / "trixie-new") == [images / "trixie-old"]
     assert sorted(p.name for p in images.iterdir()) == ["bookworm-old", "trixie-new"]
+
+
+def test_a_zombie_counts_as_gone() -> None:
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 10
+    while not procs.gone(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # exited but not yet reaped: /proc still lists it, as state Z
+    assert procs.start_time(child.pid) is not None
+    assert procs.gone(child.pid)
+    child.wait()
+    assert procs.gone(child.pid)

@@ -18,13 +18,16 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 # Bumped by hand when the build steps change in a way the recipe data below
 # does not show (the image builder's code, not its inputs).
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 # Packages of the "bare metal" Debian install the roles start from: what a
 # minimal server install with SSH has, and nothing of Xen.
 BASE_PACKAGES = (
     "linux-image-amd64",
     "systemd-sysv",
+    # systemd Recommends it, so every installer-made Debian has it;
+    # shutdown needs it on bookworm.
+    "dbus",
     "openssh-server",
     "python3",
     "python3-apt",

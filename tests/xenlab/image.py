@@ -101,6 +101,8 @@ def _build(cache: Path, release: str, build_dir: Path) -> None:
     _run([
         "mmdebstrap", "--variant=apt", "--mode=root", "--quiet",
         "--aptopt=Acquire::Retries \"3\"",
+        # A freshly installed Debian has its package lists; so does the lab.
+        "--skip=cleanup/apt/lists",
         "--include=" + ",".join(config.BASE_PACKAGES),
         release, str(rootfs), mirror(),
     ])  # fmt: skip
@@ -215,9 +217,9 @@ def _first_boot(cache: Path, release: str, disk: Path, key: Path, build_dir: Pat
             timeout=900,
         )
         deadline = time.monotonic() + 300
-        while vm.procs.start_time(pid) is not None and time.monotonic() < deadline:
+        while not vm.procs.gone(pid) and time.monotonic() < deadline:
             time.sleep(1)
-        if vm.procs.start_time(pid) is not None:
+        if not vm.procs.gone(pid):
             raise vm.LabError("the first-boot VM did not power off within 300 s")
     except (vm.LabError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""

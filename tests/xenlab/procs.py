@@ -48,6 +48,15 @@ def alive(ident: str | None) -> bool:
     return state != "Z"
 
 
+def gone(pid: int) -> bool:
+    """True when the process has exited (a zombie waiting to be reaped counts)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2 :].split()[0] == "Z"
+
+
 def cmdline(pid: int) -> list[str]:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -71,6 +80,6 @@ def terminate(pid: int, grace: float = 10.0) -> None:
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if start_time(pid) is None:
+            if gone(pid):
                 return
             time.sleep(0.2)

@@ -72,7 +72,7 @@ def wait_for_ssh(port: int, key: Path, pid: int, serial_log: Path, timeout: floa
     """Wait until `ssh true` works; returns the seconds it took."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        if procs.start_time(pid) is None:
+        if procs.gone(pid):
             raise LabError("QEMU exited before SSH answered")
         probe = subprocess.run(
             ssh_command(port, key, "true"),

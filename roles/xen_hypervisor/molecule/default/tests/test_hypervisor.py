@@ -14,6 +14,7 @@ from helpers import playbook, tree_digest
 
 from module_utils import xen_hypervisor_plan as hp
 from module_utils.xen_xl import parse_xl_info, parse_xl_list
+from xenlab.config import cache_root
 
 XEN_VERSIONS = {"trixie": "4.20", "bookworm": "4.17"}
 DOM0_MEM = 1024
@@ -23,8 +24,14 @@ BAD_INPUT = Path(__file__).resolve().parents[1] / "bad_input.yml"
 
 
 @pytest.fixture(scope="module")
-def xl_info(host) -> dict[str, str]:  # noqa: ANN001
-    return parse_xl_info(host.check_output("xl info"))
+def xl_info(host, codename) -> dict[str, str]:  # noqa: ANN001
+    text = host.check_output("xl info")
+    # Kept for the record (README figures, parser fixtures).
+    results = cache_root() / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"xl-info-{codename}.txt").write_text(text + "\n")
+    (results / f"xl-list-{codename}.txt").write_text(host.check_output("xl list") + "\n")
+    return parse_xl_info(text)
 
 
 @pytest.fixture(scope="module")
