@@ -8,8 +8,10 @@ PYTHON ?= python3
 VENV ?= .venv
 LAB_RELEASE ?= trixie
 ROLE ?=
-# Roles in the order their Molecule scenarios run (cheapest first).
-MOLECULE_ROLES ?= $(patsubst roles/%/molecule,%,$(wildcard roles/*/molecule))
+# Roles in the order their Molecule scenarios run (cheapest first); every
+# role with a molecule/ folder must be listed (molecule-all checks).
+MOLECULE_ROLES ?= xen_preflight xen_hypervisor xen_network
+ALL_MOLECULE_ROLES := $(patsubst roles/%/molecule,%,$(wildcard roles/*/molecule))
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -74,9 +76,13 @@ integration: $(STAMP)
 
 molecule: $(STAMP)
 	@test -n "$(ROLE)" || { echo "usage: make molecule ROLE=<role>"; exit 2; }
-	cd roles/$(ROLE) && $(XEN_LAB) run -- molecule test --all
+	@start=$$(date +%s); \
+	  rc=0; (cd roles/$(ROLE) && $(XEN_LAB) run -- molecule test --all) || rc=$$?; \
+	  echo "molecule $(ROLE): $$(( $$(date +%s) - start )) s, exit $$rc"; exit $$rc
 
 molecule-all: $(STAMP)
+	@missing="$(filter-out $(MOLECULE_ROLES),$(ALL_MOLECULE_ROLES))"; \
+	  test -z "$$missing" || { echo "roles missing from MOLECULE_ROLES: $$missing"; exit 1; }
 	@for role in $(MOLECULE_ROLES); do \
 	  echo "== molecule: $$role"; \
 	  $(MAKE) --no-print-directory molecule ROLE=$$role || exit 1; \

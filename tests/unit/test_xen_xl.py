@@ -49,3 +49,12 @@ def test_grub_cfg_of_the_lab_dom0() -> None:
     assert not hp.xen_entry_has_cmdline(
         grub_cfg, planned.replace("dom0_max_vcpus=2", "dom0_max_vcpus=1")
     )
+
+
+def test_xl_info_and_list_from_the_bookworm_lab_dom0() -> None:
+    info = parse_xl_info((DATA / "xl-info-bookworm.txt").read_text())
+    assert info["xen_version"] == "4.17.5"
+    assert info["virt_caps"].split() == ["pv", "hvm", "shadow", "gnttab-v1", "gnttab-v2"]
+    assert info["total_memory"] == "3071"
+    rows = parse_xl_list((DATA / "xl-list-bookworm.txt").read_text())
+    assert [(r["name"], r["id"], r["mem"], r["vcpus"]) for r in rows] == [("Domain-0", 0, 1024, 2)]
