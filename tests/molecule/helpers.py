@@ -6,12 +6,17 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.append(str(REPO))
+for _path in (REPO, REPO / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.append(str(_path))
 
 
 def playbook(
@@ -39,3 +44,48 @@ def tree_digest(host: Any, *paths: str) -> str:
         " ".join(paths),
     ).stdout
     return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def molecule_instance() -> dict[str, Any]:
+    """How to reach the scenario's (first) VM, as create.yml wrote it."""
+    return yaml.safe_load(Path(os.environ["MOLECULE_INSTANCE_CONFIG"]).read_text())[0]
+
+
+def record(name: str, line: str) -> None:
+    """Print a measurement and keep it under <cache>/results/ for the README."""
+    from xenlab.config import cache_root
+
+    print(f"\n{line}")
+    results = cache_root() / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}.txt").write_text(line + "\n")
+
+
+class SshWatch(threading.Thread):
+    """Polls SSH; records when the host went away and when it answered again."""
+
+    def __init__(self, instance: dict[str, Any]) -> None:
+        super().__init__(daemon=True)
+        self.cmd = [
+            "ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "BatchMode=yes", "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR",
+            "-i", instance["identity_file"], "-p", str(instance["port"]),
+            f"{instance['user']}@{instance['address']}", "true",
+        ]  # fmt: skip
+        self.down_at: float | None = None
+        self.up_at: float | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set() and self.up_at is None:
+            try:
+                ok = subprocess.run(self.cmd, capture_output=True, check=False, timeout=10)
+                answered = ok.returncode == 0
+            except subprocess.TimeoutExpired:
+                answered = False
+            now = time.monotonic()
+            if not answered and self.down_at is None:
+                self.down_at = now
+            elif answered and self.down_at is not None:
+                self.up_at = now
+            time.sleep(1)

@@ -5,19 +5,14 @@ management path and must be rolled back by the host itself."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
-from helpers import playbook, scenario_file, tree_digest
+from helpers import SshWatch, molecule_instance, playbook, record, scenario_file, tree_digest
 
 from module_utils import xen_network_plan as npl
 
@@ -218,43 +213,12 @@ def test_bridges_come_back_by_themselves_after_a_reboot(host) -> None:  # noqa: 
     assert network_state(host) == before
 
 
-class SshWatch(threading.Thread):
-    """Polls SSH; records when the host went away and when it answered again."""
-
-    def __init__(self, instance: dict[str, Any]) -> None:
-        super().__init__(daemon=True)
-        self.cmd = [
-            "ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "BatchMode=yes", "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR",
-            "-i", instance["identity_file"], "-p", str(instance["port"]),
-            f"{instance['user']}@{instance['address']}", "true",
-        ]  # fmt: skip
-        self.down_at: float | None = None
-        self.up_at: float | None = None
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set() and self.up_at is None:
-            try:
-                ok = subprocess.run(self.cmd, capture_output=True, check=False, timeout=10)
-                answered = ok.returncode == 0
-            except subprocess.TimeoutExpired:
-                answered = False
-            now = time.monotonic()
-            if not answered and self.down_at is None:
-                self.down_at = now
-            elif answered and self.down_at is not None:
-                self.up_at = now
-            time.sleep(1)
-
-
 def test_zz_a_change_that_cuts_the_management_path_is_rolled_back(host) -> None:  # noqa: ANN001
     """Last test: xenbr0 over ens4 instead of ens3 leaves ens3 without its address."""
     files = "sha256sum /etc/network/interfaces /etc/network/interfaces.d/*"
     sums_before = host.check_output(files)
     state_before = network_state(host)
-    instance = yaml.safe_load(Path(os.environ["MOLECULE_INSTANCE_CONFIG"]).read_text())[0]
-    watch = SshWatch(instance)
+    watch = SshWatch(molecule_instance())
     watch.start()
     started = time.monotonic()
     proc = playbook(scenario_file("fault.yml"))
@@ -269,9 +233,10 @@ def test_zz_a_change_that_cuts_the_management_path_is_rolled_back(host) -> None:
     assert watch.down_at is not None, "SSH never went away: the fault did not cut the path"
     assert watch.up_at is not None, "SSH did not answer again"
     outage = watch.up_at - watch.down_at
-    print(
-        f"\nROLLBACK: SSH answered again {outage:.0f} s after it went away"
-        f" (confirmation window {FAULT_TIMEOUT} s); the failed run took {total:.0f} s in all"
+    record(
+        "network-rollback",
+        f"ROLLBACK: SSH answered again {outage:.0f} s after it went away"
+        f" (confirmation window {FAULT_TIMEOUT} s); the failed run took {total:.0f} s in all",
     )
     assert outage < 120
 
