@@ -47,6 +47,11 @@ except ImportError:  # unit tests and the filter plugin import this file directl
 OWNED_MARKER = "# Managed by the xen_network role (Ansible); edits here are overwritten."
 PORT_NOTE = "# xen_network: port of {bridge}; its addresses are on the bridge."
 _PORT_NOTE_RE = re.compile(r"# xen_network: port of \S+; its addresses are on the bridge\.")
+# A port must not get IPv6 addresses of its own (SLAAC would give it the
+# bridge's, as they share the MAC): switch address generation off before the
+# link comes up. bridge-utils does so too, but only once the link is up.
+PORT_IPV6_OFF = "    pre-up ip link set dev {nic} addrgenmode none"
+_PORT_IPV6_OFF_RE = re.compile(r"    pre-up ip link set dev \S+ addrgenmode none")
 FILE_PREFIX = "xen-"
 SOURCE_ALL = "source /etc/network/interfaces.d/*"
 SOURCE_OURS = "source /etc/network/interfaces.d/xen-*"
@@ -694,7 +699,7 @@ def render_interfaces(
     insert: dict[int, list[str]] = {}
     replace: dict[int, str] = {}
     for index, line in enumerate(lines):
-        if _PORT_NOTE_RE.fullmatch(line.strip()):
+        if _PORT_NOTE_RE.fullmatch(line.strip()) or _PORT_IPV6_OFF_RE.fullmatch(line):
             drop.add(index)
     for mark in parsed.marks:
         kept = [name for name in mark.names if name not in adopted]
@@ -710,14 +715,23 @@ def render_interfaces(
         own = [s for s in parsed.stanzas if s.name == nic]
         if not own:
             continue
+        ipv6_off = PORT_IPV6_OFF.format(nic=nic)
         kept: list[str] = []
         for stanza in own:
             drop.update(range(stanza.first, stanza.end))
             if stanza.family == "inet":
                 for option in stanza.options:
+                    text = lines[option.first : option.end]
+                    if text == [ipv6_off]:
+                        continue
                     if option.norm not in _MOVED_OPTIONS and not option.norm.startswith("dns-"):
-                        kept += lines[option.first : option.end]
-        insert[own[0].first] = [PORT_NOTE.format(bridge=bridge), f"iface {nic} inet manual", *kept]
+                        kept += text
+        insert[own[0].first] = [
+            PORT_NOTE.format(bridge=bridge),
+            f"iface {nic} inet manual",
+            ipv6_off,
+            *kept,
+        ]
     out: list[str] = []
     for index, line in enumerate(lines):
         out += insert.get(index, [])

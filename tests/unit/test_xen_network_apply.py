@@ -27,6 +27,19 @@ NEW_INTERFACES = b"auto lo\niface lo inet loopback\n\nallow-hotplug ens3\niface 
 XENBR0 = b"auto xenbr0\niface xenbr0 inet dhcp\n    bridge_ports ens3\n"
 OLD_PART = b"# something the role owned before\n"
 
+# `ip -d -o link show` as trixie prints it, shortened.
+ENS3_EUI64 = (
+    "2: ens3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UP"
+    " mode DEFAULT group default qlen 1000\\    link/ether 52:54:00:12:34:56 brd"
+    " ff:ff:ff:ff:ff:ff promiscuity 0 addrgenmode eui64 numtxqueues 1"
+)
+ENS3_NONE = ENS3_EUI64.replace("addrgenmode eui64", "addrgenmode none")
+LINKS = (
+    "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT"
+    " group default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00"
+    " promiscuity 0 addrgenmode eui64 numtxqueues 1\n" + ENS3_EUI64 + "\n"
+)
+
 # ifquery --state lists what is up; ifup/ifdown record their call and keep
 # that list. FAIL_IFUP names an interface whose ifup fails.
 STUBS = {
@@ -36,6 +49,21 @@ STUBS = {
         "for i; do iface=$i; done\n"
         '[ "$iface" = "${FAIL_IFUP:-}" ] && exit 1\n'
         'echo "$iface=$iface" >>"$STUB_DIR/state"\n'
+        # bridge-utils switches IPv6 address generation off on a bridge's port.
+        'if [ "$iface" = xenbr0 ]; then\n'
+        '  sed -i "s/^2: ens3: .*/$ENS3_NONE/" "$STUB_DIR/links"\n'
+        "fi\n"
+    ),
+    # `ip -d -o link show` prints the links file; `ip link set dev L
+    # addrgenmode M` is recorded and changes it.
+    "ip": (
+        'case "$*" in\n'
+        '  "-d -o link show") cat "$STUB_DIR/links" ;;\n'
+        '  "link set dev ens3 addrgenmode eui64")\n'
+        '    echo "ip $*" >>"$STUB_DIR/calls"\n'
+        '    sed -i "s/^2: ens3: .*/$ENS3_EUI64/" "$STUB_DIR/links" ;;\n'
+        '  *) echo "ip $*" >>"$STUB_DIR/calls" ;;\n'
+        "esac\n"
     ),
     "ifdown": (
         'echo "ifdown $*" >>"$STUB_DIR/calls"\n'
@@ -66,6 +94,7 @@ class Host:
         (self.staged / "xen-xenbr0").write_bytes(XENBR0)
         (self.stubs / "state").write_text("lo=lo\nens3=ens3\n")
         (self.stubs / "calls").write_text("")
+        (self.stubs / "links").write_text(LINKS)
         for name, body in STUBS.items():
             stub = self.stubs / name
             stub.write_text("#!/bin/sh\n" + body)
@@ -109,6 +138,8 @@ class Host:
             **os.environ,
             "PATH": f"{self.stubs}:{os.environ['PATH']}",
             "STUB_DIR": str(self.stubs),
+            "ENS3_EUI64": ENS3_EUI64.replace("\\", "\\\\").replace("/", "\\/"),
+            "ENS3_NONE": ENS3_NONE.replace("\\", "\\\\").replace("/", "\\/"),
             **(env or {}),
         }
         return subprocess.Popen([str(self.script), token, str(timeout)], env=run_env)
@@ -184,9 +215,12 @@ def test_no_confirmation_restores_the_files_byte_for_byte(host: Host) -> None:
         # The new configuration down, newest first, then the old one up.
         "ifdown --force xenbr0",
         "ifdown --force ens3",
+        # ens3 gets its IPv6 addresses back when it is up with the old files.
+        "ip link set dev ens3 addrgenmode eui64",
         "ifup ens3",
     ]
     assert "no confirmation within 1 s" in host.log.read_text()
+    assert (host.stubs / "links").read_text() == LINKS
 
 
 def test_a_wrong_nonce_does_not_confirm(host: Host) -> None:

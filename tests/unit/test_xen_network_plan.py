@@ -61,6 +61,7 @@ iface lo inet loopback
 allow-hotplug ens3
 # xen_network: port of xenbr0; its addresses are on the bridge.
 iface ens3 inet manual
+    pre-up ip link set dev ens3 addrgenmode none
 
 # Bridges for Xen guests (xen_network role):
 source /etc/network/interfaces.d/*
@@ -225,6 +226,7 @@ def test_static_addresses_hooks_and_ipv6_move_to_the_bridge_and_mtu_stays() -> N
         "auto eno1\n"
         "# xen_network: port of xenbr0; its addresses are on the bridge.\n"
         "iface eno1 inet manual\n"
+        "    pre-up ip link set dev eno1 addrgenmode none\n"
         "    mtu 9000\n"
     )
     assert out["files"][f"{D}/xen-xenbr0"] == (
@@ -328,7 +330,8 @@ def test_an_admins_own_xenbr0_is_taken_over_with_its_addresses() -> None:
     assert out["files"][IFACES] == (
         "auto lo\niface lo inet loopback\n\n"
         "# xen_network: port of xenbr0; its addresses are on the bridge.\n"
-        "iface eno1 inet manual\n\n"
+        "iface eno1 inet manual\n"
+        "    pre-up ip link set dev eno1 addrgenmode none\n\n"
         "auto lo\n"
         "\n"
         "# Bridges for Xen guests (xen_network role):\n"
@@ -803,12 +806,15 @@ def test_a_bridge_on_a_vlan_of_a_nic_another_bridge_lets_go_is_bounced_too() -> 
     wrong[0] = {"name": "xenbr0", "ports": ["ens4"], "ipv4": {"method": "dhcp"}}
     out = run(wrong, files=first["files"], facts=FACTS_BRIDGED)
     assert out["errors"] == []
-    assert out["down"] == ["xenbr0", "xenbr20"]
-    assert out["up"] == ["xenbr0", "xenbr20"]
+    # ens3's stanza changes too (it is no longer a port), so it is bounced last.
+    assert out["down"] == ["xenbr0", "xenbr20", "ens3"]
+    assert out["up"] == ["ens3", "xenbr0", "xenbr20"]
     assert "    bridge_ports ens4\n    bridge_hw ens4\n" in out["files"][f"{D}/xen-xenbr0"]
-    # ens3 keeps its manual stanza; only the note that it is a port goes.
+    # ens3 keeps its manual stanza; only the note that it is a port goes, and
+    # so does the line that kept IPv6 addresses off it.
     assert "iface ens3 inet manual\n" in out["files"][IFACES]
     assert "port of xenbr0" not in out["files"][IFACES]
+    assert "addrgenmode" not in out["files"][IFACES]
 
 
 def test_the_filter_reads_slurped_files_and_the_default_route() -> None:
