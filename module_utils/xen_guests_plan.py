@@ -36,8 +36,12 @@ STATES = ("running", "stopped", "absent")
 RELEASES = ("trixie", "bookworm")
 BACKENDS = ("file", "lvm")
 MIN_MEMORY_MIB = 128
-# xvda..xvdy; xvdz carries the cloud-init seed.
-MAX_DISKS = 25
+# Virtual disk names. HVM guests also see their first disks as emulated IDE
+# disks by position, and the CD-ROMs sit at hdc and hdd, so HVM disks skip
+# xvdc and xvdd. xvdz carries the cloud-init seed of PV and PVH guests.
+_PV_LETTERS = "abcdefghijklmnopqrstuvwxy"
+_HVM_LETTERS = "abefghijklmnopqrstuvwxy"
+MAX_DISKS = len(_HVM_LETTERS)
 
 GUEST_KEYS = (
     "name",
@@ -228,6 +232,7 @@ def _bool(name: str, field: str, value: Any, errors: list[str]) -> bool:
 
 def _disk(
     name: str,
+    gtype: str | None,
     index: int,
     raw: Any,
     host: dict[str, Any],
@@ -281,7 +286,7 @@ def _disk(
         "vg": vg if backend == "lvm" else None,
         "lv": f"{name}-{suffix}" if backend == "lvm" else None,
         "path": path,
-        "vdev": "xvd" + chr(ord("a") + index),
+        "vdev": "xvd" + (_HVM_LETTERS if gtype == "hvm" else _PV_LETTERS)[index],
     }
 
 
@@ -377,7 +382,11 @@ def _interface(
         elif int(mac[:2], 16) & 1:
             errors.append(MSG_MAC_MULTICAST.format(name=name, field=field, value=mac))
             mac = None
-    ipv4 = ipv6 = None
+    ipv4: dict[str, Any] | None = {"dhcp": True}
+    ipv6 = None
+    if raw.get("ipv4") is not None or raw.get("ipv6") is not None:
+        # Without either, the interface asks for an IPv4 lease.
+        ipv4 = None
     if raw.get("ipv4") is not None:
         ipv4 = _address(name, f"{field}.ipv4", 4, raw["ipv4"], errors)
     if raw.get("ipv6") is not None:
@@ -499,7 +508,7 @@ def _guest(
         errors.append(MSG_TOO_MANY_DISKS.format(name=name, count=len(raw_disks), max=MAX_DISKS))
     else:
         for i, item in enumerate(raw_disks):
-            disk = _disk(name, i, item, host, defaults, errors)
+            disk = _disk(name, gtype, i, item, host, defaults, errors)
             if disk is not None:
                 disks.append(disk)
 
@@ -551,6 +560,8 @@ def _guest(
         "template": template or f"xl/{gtype}.cfg.j2",
         "config_path": f"{config_dir}/{name}.cfg",
         "autostart_path": f"{config_dir}/auto/{name}.cfg",
+        # An installer ISO brings its own setup; images and releases boot cloud-init.
+        "cloud_init": os_source is not None and os_source["source"] != "iso",
         "seed_dir": seed_dir,
         "seed_files": {
             "user-data": f"{seed_dir}/user-data",
@@ -558,6 +569,9 @@ def _guest(
             "network-config": f"{seed_dir}/network-config",
         },
         "seed_image": f"{seed_dir}/seed.iso",
+        # HVM guests read the seed and an installer ISO from emulated CD-ROMs.
+        "seed_vdev": "hdd" if gtype == "hvm" else "xvdz",
+        "iso_vdev": "hdc",
         "instance_id": instance_id(name),
         "index": index,
     }
