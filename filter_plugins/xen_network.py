@@ -1,0 +1,58 @@
+"""Jinja filters of the xen_network role: its plan, the files it read, and its verdict."""
+
+import base64
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+# Controller plugins cannot import project module_utils through
+# ansible.module_utils; import the repository's own copy.
+_REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+if _REPO_ROOT not in sys.path:
+    sys.path.append(_REPO_ROOT)
+
+from module_utils.xen_network_plan import host_interfaces, outcome_message, plan  # noqa: E402
+
+
+def xen_network_files(slurped: list[Mapping[str, Any]]) -> dict[str, str]:
+    """{path: text} from a looped slurp; files that could not be read are left out."""
+    return {
+        str(result["source"]): base64.b64decode(result["content"]).decode("utf-8", "replace")
+        for result in slurped
+        if result.get("content") is not None and result.get("source")
+    }
+
+
+def xen_network_plan(
+    settings: Mapping[str, Any],
+    facts: Mapping[str, Any],
+    files: Mapping[str, str],
+    managers: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Validated bridges and the ifupdown files that build them, or the errors."""
+    host = {
+        "managers": dict(managers),
+        # The NIC behind the default route; an IPv6-only host has only default_ipv6.
+        "default_interface": (facts.get("default_ipv4") or {}).get("interface")
+        or (facts.get("default_ipv6") or {}).get("interface", ""),
+        "interfaces": host_interfaces(dict(facts)),
+        "files": dict(files),
+    }
+    return plan(dict(settings), host)
+
+
+def xen_network_outcome(state: Mapping[str, Any] | None, timeout: int, waited: int) -> str:
+    """Empty when the host confirmed the change; otherwise what went wrong."""
+    return outcome_message(dict(state or {}), int(timeout), int(waited))
+
+
+class FilterModule:
+    """xen_network filters."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "xen_network_files": xen_network_files,
+            "xen_network_plan": xen_network_plan,
+            "xen_network_outcome": xen_network_outcome,
+        }

@@ -1,0 +1,266 @@
+"""The apply script (roles/xen_network/templates/xen-network-apply.sh.j2) with
+ifupdown replaced by stubs that record their calls: the order of ifdown/ifup,
+the confirmation, the rollback that restores files byte for byte, the lock.
+
+The stubs only play ifupdown's part; the Molecule scenario runs the script
+with the real ifupdown in a VM.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "xen_network"
+
+OLD_INTERFACES = b"auto lo\niface lo inet loopback\n\nallow-hotplug ens3\niface ens3 inet dhcp\n"
+NEW_INTERFACES = b"auto lo\niface lo inet loopback\n\nallow-hotplug ens3\niface ens3 inet manual\n"
+XENBR0 = b"auto xenbr0\niface xenbr0 inet dhcp\n    bridge_ports ens3\n"
+OLD_PART = b"# something the role owned before\n"
+
+# ifquery --state lists what is up; ifup/ifdown record their call and keep
+# that list. FAIL_IFUP names an interface whose ifup fails.
+STUBS = {
+    "ifquery": 'cat "$STUB_DIR/state"\n',
+    "ifup": (
+        'echo "ifup $*" >>"$STUB_DIR/calls"\n'
+        "for i; do iface=$i; done\n"
+        '[ "$iface" = "${FAIL_IFUP:-}" ] && exit 1\n'
+        'echo "$iface=$iface" >>"$STUB_DIR/state"\n'
+    ),
+    "ifdown": (
+        'echo "ifdown $*" >>"$STUB_DIR/calls"\n'
+        "for i; do iface=$i; done\n"
+        'grep -vx "$iface=$iface" "$STUB_DIR/state" >"$STUB_DIR/state.new"\n'
+        'mv "$STUB_DIR/state.new" "$STUB_DIR/state"\n'
+    ),
+}
+
+
+class Host:
+    """A directory tree standing in for /etc/network, /var/lib and /run."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.etc = root / "etc" / "network"
+        self.base = root / "var" / "lib" / "xen-network"
+        self.staged = self.base / "staged"
+        self.run = root / "run" / "xen-network"
+        self.log = root / "apply.log"
+        self.stubs = root / "stubs"
+        for path in (self.etc / "interfaces.d", self.staged, self.stubs):
+            path.mkdir(parents=True)
+        (self.etc / "interfaces").write_bytes(OLD_INTERFACES)
+        (self.etc / "interfaces").chmod(0o644)
+        (self.etc / "interfaces.d" / "xen-old").write_bytes(OLD_PART)
+        (self.staged / "interfaces").write_bytes(NEW_INTERFACES)
+        (self.staged / "xen-xenbr0").write_bytes(XENBR0)
+        (self.stubs / "state").write_text("lo=lo\nens3=ens3\n")
+        (self.stubs / "calls").write_text("")
+        for name, body in STUBS.items():
+            stub = self.stubs / name
+            stub.write_text("#!/bin/sh\n" + body)
+            stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
+        self.script = root / "xen-network-apply"
+        self.script.write_text(self.render())
+        self.script.chmod(0o755)
+
+    def render(self) -> str:
+        variables: dict[str, Any] = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+        variables.update(
+            ansible_managed="Ansible managed",
+            __xen_network_etc_dir=str(self.etc),
+            __xen_network_state_dir=str(self.base),
+            __xen_network_stage_dir=str(self.staged),
+            __xen_network_run_dir=str(self.run),
+            __xen_network_log=str(self.log),
+        )
+        template = (ROLE / "templates" / "xen-network-apply.sh.j2").read_text()
+        env = jinja2.Environment(trim_blocks=True, keep_trailing_newline=True)
+        return env.from_string(template).render(**variables)
+
+    def manifest(self, *lines: str) -> None:
+        etc = self.etc
+        default = (
+            f"file interfaces {etc}/interfaces",
+            f"file xen-xenbr0 {etc}/interfaces.d/xen-xenbr0",
+            f"remove {etc}/interfaces.d/xen-old",
+            "down ens3",
+            "up ens3",
+            "up xenbr0",
+            "created xenbr0",
+        )
+        text = "# manifest\n" + "\n".join(lines or default) + "\n"
+        (self.staged / "manifest").write_text(text)
+
+    def apply(
+        self, timeout: int, token: str = "t0ken", env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        run_env = {
+            **os.environ,
+            "PATH": f"{self.stubs}:{os.environ['PATH']}",
+            "STUB_DIR": str(self.stubs),
+            **(env or {}),
+        }
+        return subprocess.Popen([str(self.script), token, str(timeout)], env=run_env)
+
+    def state(self, token: str = "t0ken") -> str:
+        path = self.run / f"state-{token}"
+        return path.read_text().strip() if path.exists() else ""
+
+    def calls(self) -> list[str]:
+        return (self.stubs / "calls").read_text().splitlines()
+
+    def files(self) -> dict[str, bytes]:
+        return {
+            str(p.relative_to(self.etc)): p.read_bytes() for p in self.etc.rglob("*") if p.is_file()
+        }
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Host:
+    host = Host(tmp_path)
+    host.manifest()
+    return host
+
+
+def confirm_when_waiting(host: Host, token: str = "t0ken") -> threading.Thread:
+    """The controller's part: read the nonce, write it back."""
+
+    def confirm() -> None:
+        for _ in range(200):
+            state = host.state(token)
+            if state.startswith("state=waiting nonce="):
+                nonce = state.split("nonce=", 1)[1]
+                (host.run / f"confirm-{token}").write_text(nonce)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=confirm, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_confirmed_change_keeps_the_new_files(host: Host) -> None:
+    before = host.files()
+    confirm_when_waiting(host)
+    assert host.apply(timeout=20).wait(timeout=30) == 0
+    assert host.state() == "state=confirmed"
+    files = host.files()
+    assert files["interfaces"] == NEW_INTERFACES
+    assert files["interfaces.d/xen-xenbr0"] == XENBR0
+    assert "interfaces.d/xen-old" not in files
+    # The original is kept once, next to the live file.
+    assert files["interfaces.xen-network.orig"] == before["interfaces"]
+    # Old configuration down first, then the port, then the bridge.
+    assert host.calls() == ["ifdown ens3", "ifup ens3", "ifup xenbr0"]
+    assert stat.S_IMODE((host.etc / "interfaces.d" / "xen-xenbr0").stat().st_mode) == 0o644
+    assert (host.base / "last-state").read_text().strip() == "state=confirmed"
+
+
+def test_no_confirmation_restores_the_files_byte_for_byte(host: Host) -> None:
+    os.utime(host.etc / "interfaces", (1_000_000_000, 1_000_000_000))
+    before = host.files()
+    mtime = (host.etc / "interfaces").stat().st_mtime
+    assert host.apply(timeout=1).wait(timeout=30) == 0
+    assert host.state() == "state=rolled-back reason=timeout"
+    after = host.files()
+    after.pop("interfaces.xen-network.orig")
+    assert after == before
+    assert (host.etc / "interfaces").stat().st_mtime == mtime
+    assert host.calls() == [
+        "ifdown ens3",
+        "ifup ens3",
+        "ifup xenbr0",
+        # The new configuration down, newest first, then the old one up.
+        "ifdown --force xenbr0",
+        "ifdown --force ens3",
+        "ifup ens3",
+    ]
+    assert "no confirmation within 1 s" in host.log.read_text()
+
+
+def test_a_wrong_nonce_does_not_confirm(host: Host) -> None:
+    host.run.mkdir(parents=True)
+    (host.run / "confirm-t0ken").write_text("written before the change")
+    assert host.apply(timeout=1).wait(timeout=30) == 0
+    assert host.state() == "state=rolled-back reason=timeout"
+
+
+def test_a_failed_ifup_rolls_back_at_once(host: Host) -> None:
+    before = host.files()
+    started = time.monotonic()
+    assert host.apply(timeout=60, env={"FAIL_IFUP": "xenbr0"}).wait(timeout=30) == 0
+    assert time.monotonic() - started < 30
+    assert host.state() == "state=rolled-back reason=ifup:xenbr0"
+    after = host.files()
+    after.pop("interfaces.xen-network.orig")
+    assert after == before
+    assert host.calls()[-3:] == ["ifdown --force xenbr0", "ifdown --force ens3", "ifup ens3"]
+
+
+def test_interfaces_that_were_down_are_not_taken_down(host: Host) -> None:
+    (host.stubs / "state").write_text("lo=lo\n")
+    confirm_when_waiting(host)
+    assert host.apply(timeout=20).wait(timeout=30) == 0
+    assert host.calls() == ["ifup ens3", "ifup xenbr0"]
+    assert "ens3 is not up; nothing to take down" in host.log.read_text()
+
+
+def test_a_second_apply_waits_for_no_one(host: Host) -> None:
+    first = host.apply(timeout=3, token="first")
+    for _ in range(100):
+        if host.state("first").startswith("state=waiting"):
+            break
+        time.sleep(0.05)
+    second = host.apply(timeout=3, token="second")
+    assert second.wait(timeout=30) == 1
+    assert host.state("second") == "state=failed reason=another xen-network-apply is running"
+    assert first.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("file interfaces /etc/passwd", "state=failed reason=bad target /etc/passwd"),
+        ("remove /etc/passwd", "state=failed reason=bad target /etc/passwd"),
+        ("up xenbr0;reboot", "state=failed reason=bad manifest line: up xenbr0;reboot"),
+        (
+            "file missing-file {etc}/interfaces",
+            "state=failed reason={staged}/missing-file is missing",
+        ),
+        ("restart everything", "state=failed reason=bad manifest line: restart"),
+    ],
+)
+def test_a_bad_manifest_changes_nothing(host: Host, line: str, reason: str) -> None:
+    before = host.files()
+    host.manifest(line.format(etc=host.etc))
+    assert host.apply(timeout=1).wait(timeout=30) == 1
+    assert host.state() == reason.format(staged=host.staged)
+    assert host.files() == before
+    assert host.calls() == []
+
+
+def test_arguments_are_checked(host: Host) -> None:
+    proc = subprocess.run(
+        [str(host.script), "Bad-Token", "5"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+    proc = subprocess.run(
+        [str(host.script), "token", "soon"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2
+
+
+def test_the_script_is_valid_posix_sh(host: Host) -> None:
+    assert subprocess.run(["sh", "-n", str(host.script)], check=False).returncode == 0
