@@ -1,0 +1,337 @@
+"""Running Xen domains as ``xl`` reports them, and what to do to reach the wanted state.
+
+The xen_domain module reads the host once (``xl list -l`` for each domain's
+configuration, ``xl list`` for its run state), asks ``plan_actions`` what each
+guest needs, and runs the steps with ``apply_action``. Everything but
+``apply_action`` is pure; ``apply_action`` gets its command runner, sleep and
+clock from the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+try:
+    from ansible.module_utils.xen_xl import parse_xl_list
+except ImportError:  # unit tests import this file directly
+    from module_utils.xen_xl import parse_xl_list  # type: ignore[no-redef]
+
+NONE = "none"
+CREATE = "create"
+SHUTDOWN = "shutdown"
+DESTROY = "destroy"
+RESTART = "restart"
+RECREATE = "recreate"
+# Run states from the flags of `xl list`.
+RUNNING = "running"
+PAUSED = "paused"
+SHUTDOWN_STATE = "shutdown"
+CRASHED = "crashed"
+DYING = "dying"
+# Domains that only hold resources: remove them with `xl destroy`.
+_REMAINS = (SHUTDOWN_STATE, CRASHED, DYING)
+
+MSG_BAD_JSON = "xl list -l printed something that is not a JSON list of domains: {error}"
+MSG_XL_FAILED = "{command} failed with exit code {rc}: {stderr}"
+MSG_STILL_THERE = "Domain {name} is still listed {timeout} s after xl destroy."
+MSG_DUPLICATE = "domains lists {name} more than once."
+
+Runner = Callable[[list[str]], tuple[int, str, str]]
+
+
+def _mib(kib: Any) -> int | None:
+    """KiB to MiB, rounded up: dom0's target of 1048575 KiB is its 1024 MiB."""
+    if isinstance(kib, int) and not isinstance(kib, bool):
+        return -(-kib // 1024)
+    return None
+
+
+def _domain_type(c_info: dict[str, Any], b_info: dict[str, Any]) -> str:
+    declared = c_info.get("type")
+    if declared in ("pv", "pvh", "hvm"):
+        return str(declared)
+    for kind in ("hvm", "pvh", "pv"):
+        if b_info.get(f"type.{kind}"):
+            return kind
+    return "pv"
+
+
+def parse_xl_list_long(text: str) -> dict[str, dict[str, Any]]:
+    """Guest domains from ``xl list -l`` by name; dom0 is left out.
+
+    ``xl list -l`` prints a JSON list of ``{"domid": N, "config": {...}}``
+    (libxl's domain configuration; fields at their default are omitted). A
+    domain xl could not read the configuration of is missing from that list.
+    """
+    try:
+        entries = json.loads(text) if text.strip() else []
+    except ValueError as exc:
+        raise ValueError(MSG_BAD_JSON.format(error=exc)) from exc
+    if isinstance(entries, dict):
+        entries = [entries]
+    if not isinstance(entries, list):
+        raise ValueError(MSG_BAD_JSON.format(error=type(entries).__name__))
+    domains: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise ValueError(MSG_BAD_JSON.format(error=f"entry {entry!r}"))
+        config = entry.get("config") or {}
+        c_info = config.get("c_info") or {}
+        b_info = config.get("b_info") or {}
+        domid = entry.get("domid")
+        if domid == 0 or c_info.get("name") in (None, "Domain-0"):
+            continue
+        kind = _domain_type(c_info, b_info)
+        type_info = b_info.get(f"type.{kind}") or {}
+        domains[c_info["name"]] = {
+            "name": c_info["name"],
+            "domid": domid,
+            "uuid": c_info.get("uuid"),
+            "type": kind,
+            "memory_mib": _mib(b_info.get("target_memkb")),
+            "maxmem_mib": _mib(b_info.get("max_memkb")),
+            "vcpus": b_info.get("max_vcpus"),
+            "kernel": b_info.get("kernel") or type_info.get("kernel"),
+            "disks": [
+                {
+                    "path": disk.get("pdev_path"),
+                    "vdev": disk.get("vdev"),
+                    "readwrite": bool(disk.get("readwrite", 0)),
+                    "cdrom": bool(disk.get("is_cdrom", 0)),
+                }
+                for disk in config.get("disks") or []
+            ],
+            "nics": [
+                {"mac": nic.get("mac"), "bridge": nic.get("bridge")}
+                for nic in config.get("nics") or []
+            ],
+            "on_poweroff": config.get("on_poweroff"),
+            "on_reboot": config.get("on_reboot"),
+            "on_crash": config.get("on_crash"),
+            "run_state": None,
+        }
+    return domains
+
+
+def run_state(flags: str) -> str:
+    """The state behind the six ``xl list`` flags ``rbpscd``.
+
+    Only p, s, c and d mean paused, shut down, crashed and dying. A domain with
+    neither r nor b (``------``) is runnable but waiting for a CPU, which is
+    common under emulation: it is running.
+    """
+    if "d" in flags:
+        return DYING
+    if "c" in flags:
+        return CRASHED
+    if "s" in flags:
+        return SHUTDOWN_STATE
+    if "p" in flags:
+        return PAUSED
+    return RUNNING
+
+
+def parse_run_states(text: str) -> dict[str, str]:
+    """Run state of each guest in ``xl list`` output, by name; dom0 is left out."""
+    return {
+        str(row["name"]): run_state(str(row["state"]))
+        for row in parse_xl_list(text)
+        if row["id"] != 0
+    }
+
+
+def current_domains(list_long: str, list_plain: str) -> dict[str, dict[str, Any]]:
+    """Both ``xl list`` outputs as one view; a domain only ``xl list`` shows is kept."""
+    domains = parse_xl_list_long(list_long)
+    for name, state in parse_run_states(list_plain).items():
+        domain = domains.setdefault(name, {"name": name, "domid": None, "type": None})
+        domain["run_state"] = state
+    for domain in domains.values():
+        if domain.get("run_state") is None:
+            domain["run_state"] = RUNNING
+    return domains
+
+
+_CFG_LINE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*(?:#.*)?$")
+
+
+def parse_xl_cfg(text: str) -> dict[str, str]:
+    """``key = value`` settings of an xl.cfg file; values keep their quotes and brackets.
+
+    Only one-line settings are read, which covers the numbers the module needs.
+    """
+    settings: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _CFG_LINE.fullmatch(line)
+        if match and not line.lstrip().startswith("#"):
+            settings[match[1]] = match[2].strip().strip("\"'")
+    return settings
+
+
+def wanted_sizes(cfg: dict[str, str]) -> dict[str, int | None]:
+    """memory_mib, maxmem_mib and vcpus as a domain built from this xl.cfg reports them."""
+
+    def number(key: str) -> int | None:
+        value = cfg.get(key, "")
+        return int(value) if value.isdigit() else None
+
+    memory = number("memory")
+    vcpus = number("vcpus")
+    return {
+        "memory_mib": memory,
+        "maxmem_mib": number("maxmem") or memory,
+        "vcpus": number("maxvcpus") or vcpus,
+    }
+
+
+def differences(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """What differs between a running domain and its wanted size, one phrase each."""
+    found = []
+    for key, label, unit in (
+        ("memory_mib", "memory", " MiB"),
+        ("maxmem_mib", "maxmem", " MiB"),
+        ("vcpus", "vcpus", ""),
+    ):
+        have, want = current.get(key), wanted.get(key)
+        if have is not None and want is not None and have != want:
+            found.append(f"{label} {have}{unit} -> {want}{unit}")
+    return found
+
+
+def plan_actions(
+    current: dict[str, dict[str, Any]], wanted: list[dict[str, Any]], allow_restart: bool
+) -> list[dict[str, Any]]:
+    """One result per wanted guest: the action and whether a restart is due.
+
+    ``wanted`` items hold name, config, state (running, stopped or absent),
+    restart and, when known, memory_mib, maxmem_mib and vcpus. A running domain
+    whose size differs, or one asked to restart, is restarted only with
+    ``allow_restart``; otherwise ``restart_needed`` says so.
+    """
+    results = []
+    seen: set[str] = set()
+    for want in wanted:
+        name = want["name"]
+        if name in seen:
+            raise ValueError(MSG_DUPLICATE.format(name=name))
+        seen.add(name)
+        domain = current.get(name)
+        state = domain["run_state"] if domain else None
+        diff = differences(domain, want) if domain and state not in _REMAINS else []
+        restart_needed = False
+        if want["state"] == "running":
+            if domain is None:
+                action = CREATE
+            elif state in _REMAINS:
+                action = RECREATE
+            else:
+                restart_needed = bool(diff) or bool(want.get("restart"))
+                action = RESTART if restart_needed and allow_restart else NONE
+        elif domain is None:
+            action = NONE
+        else:
+            action = DESTROY if state in _REMAINS else SHUTDOWN
+        results.append(
+            {
+                "name": name,
+                "config": want.get("config"),
+                "action": action,
+                "changed": action != NONE,
+                "restart_needed": restart_needed and action != RESTART,
+                "differences": diff,
+                "run_state": state or "absent",
+            }
+        )
+    return results
+
+
+def _check(command: list[str], result: tuple[int, str, str]) -> None:
+    rc, _, err = result
+    if rc != 0:
+        raise RuntimeError(
+            MSG_XL_FAILED.format(command=" ".join(command), rc=rc, stderr=err.strip())
+        )
+
+
+def _listed_state(xl: str, name: str, run: Runner) -> str | None:
+    """The run state of one domain now, or None once xl no longer lists it."""
+    rc, out, _ = run([xl, "list", name])
+    if rc != 0:
+        return None
+    return parse_run_states(out).get(name)
+
+
+def _destroy(
+    xl: str,
+    name: str,
+    run: Runner,
+    timeout: int,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> None:
+    command = [xl, "destroy", name]
+    result = run(command)
+    deadline = clock() + timeout
+    while _listed_state(xl, name, run) is not None:
+        if result[0] != 0:
+            _check(command, result)
+        if clock() >= deadline:
+            raise RuntimeError(MSG_STILL_THERE.format(name=name, timeout=timeout))
+        sleep(1)
+
+
+def _shutdown(
+    xl: str,
+    name: str,
+    run: Runner,
+    timeout: int,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> bool:
+    """Shut down gracefully; destroy after ``timeout`` seconds. True when destroyed."""
+    deadline = clock() + timeout
+    accepted = False
+    while True:
+        if not accepted:
+            # -F: HVM guests without PV drivers get an ACPI power button press.
+            # A guest still in its boot loader refuses; ask again until the deadline.
+            accepted = run([xl, "shutdown", "-F", name])[0] == 0
+        state = _listed_state(xl, name, run)
+        if state is None:
+            return False
+        if state in _REMAINS:
+            _destroy(xl, name, run, timeout, sleep, clock)
+            return False
+        if clock() >= deadline:
+            _destroy(xl, name, run, timeout, sleep, clock)
+            return True
+        sleep(2)
+
+
+def apply_action(
+    result: dict[str, Any],
+    xl: str,
+    run: Runner,
+    timeout: int,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Run one planned action; RuntimeError carries the failing command's message.
+
+    Returns the result with ``forced`` set: true when a shutdown ran out of time
+    and the domain was destroyed.
+    """
+    name, action = result["name"], result["action"]
+    forced = False
+    if action in (SHUTDOWN, RESTART):
+        forced = _shutdown(xl, name, run, timeout, sleep, clock)
+    elif action in (DESTROY, RECREATE):
+        _destroy(xl, name, run, timeout, sleep, clock)
+    if action in (CREATE, RESTART, RECREATE):
+        command = [xl, "create", result["config"]]
+        _check(command, run(command))
+    return {**result, "forced": forced}

@@ -1,0 +1,284 @@
+"""xl's view of running domains, the xen_domain module's decisions and its steps."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from module_utils import xen_domain_state as ds
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).parents[2]
+
+
+def test_the_lab_dom0_alone_lists_no_guests() -> None:
+    assert ds.parse_xl_list_long((DATA / "xl-list-l-trixie.json").read_text()) == {}
+    assert ds.parse_run_states((DATA / "xl-list-trixie.txt").read_text()) == {}
+    assert ds.parse_run_states((DATA / "xl-list-bookworm.txt").read_text()) == {}
+
+
+def test_a_pv_and_a_pvh_guest() -> None:
+    # Synthetic, in the shape of the captured file, until a capture with guests exists.
+    domains = ds.parse_xl_list_long((DATA / "xl-list-l-guests-synthetic.json").read_text())
+    assert sorted(domains) == ["db1", "web1"]
+    web1, db1 = domains["web1"], domains["db1"]
+    assert (web1["domid"], web1["type"], web1["vcpus"]) == (3, "pv", 2)
+    assert (web1["memory_mib"], web1["maxmem_mib"]) == (1024, 2048)
+    assert web1["kernel"] == "/usr/lib/grub-xen/grub-x86_64-xen.bin"
+    assert web1["disks"][0] == {
+        "path": "/var/lib/xen/images/web1-root.img",
+        "vdev": "xvda",
+        "readwrite": True,
+        "cdrom": False,
+    }
+    assert web1["disks"][1]["readwrite"] is False
+    assert web1["nics"] == [{"mac": "00:16:3e:6e:1d:7e", "bridge": "xenbr0"}]
+    assert (web1["on_reboot"], web1["on_crash"]) == ("restart", "restart")
+    assert (db1["type"], db1["memory_mib"], db1["maxmem_mib"], db1["vcpus"]) == ("pvh", 512, 512, 1)
+    assert db1["kernel"] == "/usr/lib/grub-xen/grub-i386-xen_pvh.bin"
+
+
+def test_type_comes_from_b_info_when_c_info_leaves_it_out() -> None:
+    text = (
+        '[{"domid": 7, "config": {"c_info": {"name": "old"}, "b_info": {"max_memkb": 262144,'
+        ' "target_memkb": 262144, "type.hvm": {"vga": {"kind": "std"}}}}}]'
+    )
+    assert ds.parse_xl_list_long(text)["old"]["type"] == "hvm"
+
+
+def test_output_that_is_not_a_domain_list_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a JSON list of domains"):
+        ds.parse_xl_list_long("libxl: error: cannot init xl context")
+    with pytest.raises(ValueError, match="not a JSON list of domains"):
+        ds.parse_xl_list_long('"text"')
+    assert ds.parse_xl_list_long("") == {}
+
+
+@pytest.mark.parametrize(
+    ("flags", "state"),
+    [
+        ("r-----", "running"),
+        ("-b----", "running"),
+        ("------", "running"),
+        ("--p---", "paused"),
+        ("---s--", "shutdown"),
+        ("----c-", "crashed"),
+        ("-----d", "dying"),
+        ("---s-d", "dying"),
+    ],
+)
+def test_run_state_from_xl_list_flags(flags: str, state: str) -> None:
+    assert ds.run_state(flags) == state
+
+
+XL_LIST = """\
+Name                                        ID   Mem VCPUs\tState\tTime(s)
+Domain-0                                     0  1024     2     r-----     189.7
+web1                                         3  1024     2     ------      12.0
+db1                                          4   512     1     ---s--       3.1
+"""
+
+
+def test_both_listings_make_one_view() -> None:
+    long_text = (DATA / "xl-list-l-guests-synthetic.json").read_text()
+    plain = (
+        XL_LIST
+        + "gone                                         5   256     1     -----d       0.4\n"
+    )
+    domains = ds.current_domains(long_text, plain)
+    assert {n: d["run_state"] for n, d in domains.items()} == {
+        "web1": "running",
+        "db1": "shutdown",
+        "gone": "dying",
+    }
+    # A dying domain xl could not read the configuration of is still seen.
+    assert domains["gone"]["type"] is None
+
+
+CFG = """\
+# comment = 1
+name = "web1"
+type = "pv"
+memory = 1024
+maxmem = 2048  # room to balloon
+vcpus = 2
+vif = [ "mac=00:16:3e:6e:1d:7e, bridge=xenbr0" ]
+"""
+
+
+def test_sizes_from_an_xl_cfg() -> None:
+    cfg = ds.parse_xl_cfg(CFG)
+    assert (cfg["name"], cfg["type"]) == ("web1", "pv")
+    assert "comment" not in cfg
+    assert ds.wanted_sizes(cfg) == {"memory_mib": 1024, "maxmem_mib": 2048, "vcpus": 2}
+    assert ds.wanted_sizes(ds.parse_xl_cfg("memory = 512\nvcpus = 1\nmaxvcpus = 4\n")) == {
+        "memory_mib": 512,
+        "maxmem_mib": 512,
+        "vcpus": 4,
+    }
+
+
+def current() -> dict[str, dict[str, Any]]:
+    return ds.current_domains((DATA / "xl-list-l-guests-synthetic.json").read_text(), XL_LIST)
+
+
+def want(name: str, state: str = "running", **kw: Any) -> dict[str, Any]:
+    return {"name": name, "config": f"/etc/xen/{name}.cfg", "state": state, **kw}
+
+
+SIZES = {"memory_mib": 1024, "maxmem_mib": 2048, "vcpus": 2}
+DECISIONS = [
+    ("new guest is created", want("new1"), False, "create", False),
+    ("running guest as configured", want("web1", **SIZES), False, "none", False),
+    (
+        "running guest with more memory wanted",
+        want("web1", **(SIZES | {"memory_mib": 1536})),
+        False,
+        "none",
+        True,
+    ),
+    ("restart allowed", want("web1", **(SIZES | {"vcpus": 1})), True, "restart", False),
+    ("restart asked but not allowed", want("web1", **SIZES, restart=True), False, "none", True),
+    ("restart asked and allowed", want("web1", **SIZES, restart=True), True, "restart", False),
+    ("running guest is stopped", want("web1", "stopped"), False, "shutdown", False),
+    ("running guest is removed", want("web1", "absent"), False, "shutdown", False),
+    ("shut down remains are destroyed", want("db1", "stopped"), False, "destroy", False),
+    ("shut down remains are recreated", want("db1"), False, "recreate", False),
+    ("stopped guest stays stopped", want("new1", "stopped"), False, "none", False),
+    ("absent guest stays absent", want("new1", "absent"), False, "none", False),
+    ("unknown sizes do not ask for a restart", want("web1"), False, "none", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("wanted", "allow", "action", "restart_needed"),
+    [d[1:] for d in DECISIONS],
+    ids=[d[0] for d in DECISIONS],
+)
+def test_decisions(wanted: dict[str, Any], allow: bool, action: str, restart_needed: bool) -> None:
+    (result,) = ds.plan_actions(current(), [wanted], allow)
+    assert (result["action"], result["restart_needed"]) == (action, restart_needed)
+    assert result["changed"] is (action != "none")
+
+
+def test_differences_are_spelt_out() -> None:
+    (result,) = ds.plan_actions(current(), [want("web1", memory_mib=1536, vcpus=1)], False)
+    assert result["differences"] == ["memory 1024 MiB -> 1536 MiB", "vcpus 2 -> 1"]
+    assert result["run_state"] == "running"
+
+
+def test_a_guest_listed_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="domains lists web1 more than once"):
+        ds.plan_actions(current(), [want("web1"), want("web1", "stopped")], False)
+
+
+class FakeXl:
+    """A host's domains as xl sees them, changed by the xl commands run against it."""
+
+    def __init__(self, domains: dict[str, str], obeys_shutdown: bool = True) -> None:
+        self.domains = domains
+        self.obeys_shutdown = obeys_shutdown
+        self.commands: list[list[str]] = []
+        self.now = 0.0
+
+    def run(self, args: list[str]) -> tuple[int, str, str]:
+        self.commands.append(args)
+        verb, target = args[1], args[-1]
+        if verb == "list":
+            if target not in self.domains:
+                return 1, "", f"{target} is an invalid domain identifier (rc=-6)\n"
+            row = f"{target}  3  512  1  {self.domains[target]}  1.0\n"
+            return 0, "Name ID Mem VCPUs State Time(s)\n" + row, ""
+        if verb == "shutdown":
+            if self.obeys_shutdown:
+                del self.domains[target]
+            return 0, "", ""
+        if verb == "destroy":
+            self.domains.pop(target, None)
+            return 0, "", ""
+        if verb == "create":
+            name = Path(target).stem
+            if name in self.domains:
+                return 1, "", f"libxl: error: domain with name {name} already exists\n"
+            self.domains[name] = "-b----"
+            return 0, "", ""
+        raise AssertionError(args)
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+def apply(xl: FakeXl, name: str, action: str) -> dict[str, Any]:
+    result = {"name": name, "config": f"/etc/xen/{name}.cfg", "action": action}
+    return ds.apply_action(result, "xl", xl.run, 10, xl.sleep, xl.clock)
+
+
+def test_create_runs_xl_create_without_a_console() -> None:
+    xl = FakeXl({})
+    assert apply(xl, "web1", "create")["forced"] is False
+    assert xl.commands == [["xl", "create", "/etc/xen/web1.cfg"]]
+
+
+def test_graceful_shutdown() -> None:
+    xl = FakeXl({"web1": "-b----"})
+    assert apply(xl, "web1", "shutdown")["forced"] is False
+    assert xl.commands == [["xl", "shutdown", "-F", "web1"], ["xl", "list", "web1"]]
+
+
+def test_shutdown_that_times_out_destroys() -> None:
+    xl = FakeXl({"web1": "------"}, obeys_shutdown=False)
+    assert apply(xl, "web1", "shutdown")["forced"] is True
+    assert ["xl", "destroy", "web1"] in xl.commands
+    assert xl.now >= 10
+    assert xl.domains == {}
+
+
+def test_restart_shuts_down_then_creates() -> None:
+    xl = FakeXl({"web1": "r-----"})
+    apply(xl, "web1", "restart")
+    assert [c[1] for c in xl.commands] == ["shutdown", "list", "create"]
+    assert xl.domains == {"web1": "-b----"}
+
+
+def test_recreate_clears_the_remains_first() -> None:
+    xl = FakeXl({"web1": "---s--"})
+    apply(xl, "web1", "recreate")
+    assert [c[1] for c in xl.commands] == ["destroy", "list", "create"]
+
+
+def test_a_failed_create_carries_xl_s_message() -> None:
+    xl = FakeXl({"web1": "-b----"})
+    with pytest.raises(RuntimeError, match=r"xl create /etc/xen/web1\.cfg failed with exit code 1"):
+        apply(xl, "web1", "create")
+
+
+def load_module() -> Any:
+    spec = importlib.util.spec_from_file_location("xen_domain", ROOT / "library" / "xen_domain.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_module_documentation_matches_its_argument_spec() -> None:
+    module = load_module()
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    spec = module.ARGUMENT_SPEC
+    assert set(doc["options"]) == set(spec)
+    for name, option in doc["options"].items():
+        assert option["type"] == spec[name]["type"]
+        assert option.get("default") == spec[name].get("default")
+    suboptions = doc["options"]["domains"]["suboptions"]
+    assert set(suboptions) == set(spec["domains"]["options"])
+    for name, option in suboptions.items():
+        assert option.get("default") == spec["domains"]["options"][name].get("default")
+        assert option.get("choices") == spec["domains"]["options"][name].get("choices")
+    yaml.safe_load(module.EXAMPLES)
+    assert set(yaml.safe_load(module.RETURN)) == {"changed", "domains"}

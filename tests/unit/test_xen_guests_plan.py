@@ -1,0 +1,423 @@
+"""The xen_guests validator and planner: one case per message, and the planned values."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from module_utils import xen_guests_plan as gp
+from module_utils.xen_sizes import SIZE_ERROR
+from module_utils.xen_xl import parse_xl_info
+
+DATA = Path(__file__).parent / "data"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx1 admin@example.org"
+SHA = "sha256:" + "ab" * 32
+
+
+def lab_host(**kw: Any) -> dict[str, Any]:
+    """Host facts as the role gathers them on the trixie lab dom0."""
+    info = parse_xl_info((DATA / "xl-info-trixie.txt").read_text())
+    facts: dict[str, Any] = {
+        "total_memory_mib": int(info["total_memory"]),
+        "free_memory_mib": int(info["free_memory"]),
+        "dom0_memory_mib": 1024,
+        "nr_cpus": int(info["nr_cpus"]),
+        "virt_caps": info["virt_caps"],
+        "cpu_flags": ["fpu", "vme", "svm"],
+        "bridges": ["xenbr0", "xenbr1"],
+        "volume_groups": ["vg0"],
+        "existing_domains": {},
+    }
+    facts.update(kw)
+    return facts
+
+
+def guest(**kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "web1",
+        "type": "pvh",
+        "vcpus": 1,
+        "memory": "512M",
+        "disks": [{"size": "10G"}],
+        "interfaces": [{"ipv4": {"address": "192.0.2.10/24", "gateway": "192.0.2.1"}}],
+        "os": {"release": "trixie"},
+        "ssh_authorized_keys": [KEY],
+    }
+    base.update(kw)
+    return base
+
+
+def test_a_good_guest_list_has_no_errors() -> None:
+    guests = [
+        guest(),
+        guest(
+            name="db1",
+            type="pv",
+            vcpus=2,
+            memory=1024,
+            maxmem="1G",
+            disks=[{"size": "8G"}, {"size": "20G", "backend": "lvm", "vg": "vg0", "name": "data"}],
+            interfaces=[
+                {"bridge": "xenbr1", "ipv4": "dhcp", "ipv6": {"address": "2001:db8::5/64"}},
+                {"mac": "02:00:00:00:00:01", "ipv6": "dhcp"},
+            ],
+            os={"image": "https://cloud.debian.org/trixie.raw", "checksum": SHA},
+            autostart=False,
+            state="stopped",
+        ),
+        guest(name="win1", type="hvm", os={"iso": "/srv/iso/installer.iso"}, interfaces=[{}]),
+        guest(name="old1", state="absent", purge=True, interfaces=[]),
+    ]
+    assert gp.validate_guests(guests, lab_host()) == []
+
+
+def test_facts_left_out_skip_their_checks() -> None:
+    assert gp.validate_guests([guest(type="hvm", interfaces=[{"bridge": "br9"}])], {}) == []
+
+
+BAD: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "name with a dot",
+        {"name": "web.1"},
+        "Guest web.1: name must be 1 to 63 lowercase letters, digits or '-', starting with a"
+        " letter or digit (it names files, LVM volumes and the host).",
+    ),
+    (
+        "name with a path",
+        {"name": "../etc"},
+        "Guest ../etc: name must be 1 to 63 lowercase letters, digits or '-', starting with a"
+        " letter or digit (it names files, LVM volumes and the host).",
+    ),
+    (
+        "misspelt key",
+        {"memroy": "1G"},
+        "Guest web1: unknown key 'memroy' in the guest (did you mean 'memory'?).",
+    ),
+    ("unknown type", {"type": "kvm"}, "Guest web1: type 'kvm' is not one of pv, pvh, hvm."),
+    ("no vcpus", {"vcpus": 0}, "Guest web1: vcpus 0 is below 1."),
+    ("too many vcpus", {"vcpus": 4}, "Guest web1: vcpus 4 is more than the host's 2 CPUs."),
+    ("vcpus as text", {"vcpus": "two"}, "Guest web1: vcpus 'two' is not a whole number."),
+    (
+        "memory too small",
+        {"memory": 64},
+        "Guest web1: memory 64 MiB is below the minimum of 128 MiB.",
+    ),
+    (
+        "memory junk",
+        {"memory": "lots"},
+        "Guest web1: memory: " + SIZE_ERROR.format(value="lots"),
+    ),
+    (
+        "maxmem below memory",
+        {"memory": "1G", "maxmem": "512M"},
+        "Guest web1: maxmem 512 MiB is below memory 1024 MiB.",
+    ),
+    (
+        "unknown state",
+        {"state": "paused"},
+        "Guest web1: state 'paused' is not one of running, stopped, absent.",
+    ),
+    (
+        "purge while running",
+        {"purge": True},
+        "Guest web1: purge is true but state is running; purge deletes the guest's disks and"
+        " applies only with state absent.",
+    ),
+    (
+        "autostart as text",
+        {"autostart": "yes"},
+        "Guest web1: autostart is 'yes'; use true or false.",
+    ),
+    (
+        "no disks",
+        {"disks": []},
+        "Guest web1: disks is empty; the first disk is the root disk and is required.",
+    ),
+    ("disk without size", {"disks": [{"backend": "file"}]}, "Guest web1: disks[0] has no size."),
+    (
+        "unknown disk backend",
+        {"disks": [{"size": "5G", "backend": "qcow2"}]},
+        "Guest web1: disks[0].backend 'qcow2' is not one of file, lvm.",
+    ),
+    (
+        "lvm without vg",
+        {"disks": [{"size": "5G", "backend": "lvm"}]},
+        "Guest web1: disks[0] uses backend lvm but sets no vg.",
+    ),
+    (
+        "missing vg",
+        {"disks": [{"size": "5G", "backend": "lvm", "vg": "vg9"}]},
+        "Guest web1: disks[0].vg 'vg9' is not a volume group on the host (found: vg0).",
+    ),
+    (
+        "disk name with a slash",
+        {"disks": [{"size": "5G", "name": "a/b"}]},
+        "Guest web1: disks[0].name 'a/b' must be lowercase letters, digits or '-', starting"
+        " with a letter or digit.",
+    ),
+    (
+        "missing bridge",
+        {"interfaces": [{"bridge": "br9"}]},
+        "Guest web1: interfaces[0].bridge 'br9' does not exist on the host"
+        " (found: xenbr0, xenbr1).",
+    ),
+    (
+        "short MAC",
+        {"interfaces": [{"mac": "00:16:3e:12:34"}]},
+        "Guest web1: interfaces[0].mac '00:16:3e:12:34' is not a MAC address of six hex octets"
+        " like 00:16:3e:12:34:56.",
+    ),
+    (
+        "multicast MAC",
+        {"interfaces": [{"mac": "01:00:5E:00:00:01"}]},
+        "Guest web1: interfaces[0].mac 01:00:5e:00:00:01 is a multicast address; the first"
+        " octet must be even.",
+    ),
+    (
+        "address without prefix",
+        {"interfaces": [{"ipv4": {"address": "192.0.2.10"}}]},
+        "Guest web1: interfaces[0].ipv4.address '192.0.2.10' is not an IPv4 address with a"
+        " prefix, like 192.0.2.10/24.",
+    ),
+    (
+        "bad prefix",
+        {"interfaces": [{"ipv4": {"address": "192.0.2.10/33"}}]},
+        "Guest web1: interfaces[0].ipv4.address '192.0.2.10/33' is not an IPv4 address with a"
+        " prefix, like 192.0.2.10/24.",
+    ),
+    (
+        "IPv4 address given as IPv6",
+        {"interfaces": [{"ipv6": {"address": "192.0.2.10/24"}}]},
+        "Guest web1: interfaces[0].ipv6.address '192.0.2.10/24' is not an IPv6 address with a"
+        " prefix, like 2001:db8::10/64.",
+    ),
+    (
+        "network address",
+        {"interfaces": [{"ipv4": {"address": "192.0.2.0/24"}}]},
+        "Guest web1: interfaces[0].ipv4.address 192.0.2.0/24 is the network or broadcast"
+        " address of 192.0.2.0/24.",
+    ),
+    (
+        "gateway outside the subnet",
+        {"interfaces": [{"ipv4": {"address": "192.0.2.10/24", "gateway": "198.51.100.1"}}]},
+        "Guest web1: interfaces[0].ipv4.gateway 198.51.100.1 is outside the subnet 192.0.2.0/24.",
+    ),
+    (
+        "IPv6 gateway outside the subnet",
+        {"interfaces": [{"ipv6": {"address": "2001:db8::10/64", "gateway": "2001:db9::1"}}]},
+        "Guest web1: interfaces[0].ipv6.gateway 2001:db9::1 is outside the subnet 2001:db8::/64.",
+    ),
+    (
+        "gateway is not an address",
+        {"interfaces": [{"ipv4": {"address": "192.0.2.10/24", "gateway": "router"}}]},
+        "Guest web1: interfaces[0].ipv4.gateway 'router' is not an IPv4 address.",
+    ),
+    (
+        "address neither dhcp nor mapping",
+        {"interfaces": [{"ipv4": "auto"}]},
+        "Guest web1: interfaces[0].ipv4 must be 'dhcp' or a mapping with address and optional"
+        " gateway.",
+    ),
+    (
+        "no os",
+        {"os": None},
+        "Guest web1: os is missing; set os.release (trixie or bookworm), os.image with"
+        " os.checksum, or os.iso (hvm only).",
+    ),
+    (
+        "two os sources",
+        {"os": {"release": "trixie", "iso": "/srv/x.iso"}},
+        "Guest web1: os sets release and iso; set exactly one of release, image, iso.",
+    ),
+    (
+        "unknown release",
+        {"os": {"release": "sid"}},
+        "Guest web1: os.release 'sid' is not one of trixie, bookworm.",
+    ),
+    (
+        "iso on pvh",
+        {"os": {"iso": "/srv/x.iso"}},
+        "Guest web1: os.iso needs type hvm, not pvh; PV and PVH guests cannot boot an"
+        " installer ISO.",
+    ),
+    (
+        "bad checksum",
+        {"os": {"image": "/srv/trixie.raw", "checksum": "md5:abc"}},
+        "Guest web1: os.checksum 'md5:abc' must be 'sha256:' and 64 hex digits"
+        " (or 'sha512:' and 128).",
+    ),
+    (
+        "downloaded image without checksum",
+        {"os": {"image": "https://example.org/trixie.raw"}},
+        "Guest web1: os.image is a URL; set os.checksum ('sha256:...') so the download is"
+        " verified.",
+    ),
+    (
+        "ssh key with a newline",
+        {"ssh_authorized_keys": [KEY + "\n" + KEY]},
+        "Guest web1: ssh_authorized_keys[0] is not a one-line public key.",
+    ),
+    (
+        "template with a path",
+        {"template": "../secret.j2"},
+        "Guest web1: template '../secret.j2' must be a file name under templates/ (letters,"
+        " digits, '.', '_', '-'), without slashes or '..'.",
+    ),
+    (
+        "unknown interface key",
+        {"interfaces": [{"brige": "xenbr0"}]},
+        "Guest web1: unknown key 'brige' in interfaces[0] (did you mean 'bridge'?).",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_each_bad_setting_gives_one_exact_message(change: dict[str, Any], message: str) -> None:
+    assert gp.validate_guests([guest(**change)], lab_host()) == [message]
+
+
+def test_hvm_and_pvh_need_hardware_virtualisation() -> None:
+    no_caps = lab_host(virt_caps="pv gnttab-v1 gnttab-v2")
+    assert gp.validate_guests([guest(type="hvm", os={"iso": "/x.iso"})], no_caps) == [
+        "Guest web1: type hvm needs Xen's hvm capability, but xl info shows virt_caps"
+        " 'pv gnttab-v1 gnttab-v2'."
+    ]
+    no_vmx = lab_host(cpu_flags=["fpu", "sse2"])
+    assert gp.validate_guests([guest()], no_vmx) == [
+        "Guest web1: type pvh needs VT-x or AMD-V, but the CPU flags have neither vmx nor svm."
+    ]
+    assert gp.validate_guests([guest(type="pv")], no_caps | no_vmx) == []
+
+
+def test_duplicates_across_the_list_name_both_guests() -> None:
+    guests = [
+        guest(),
+        guest(name="web1"),
+        guest(
+            name="web2",
+            interfaces=[
+                {"mac": gp.stable_mac("web1", 0), "ipv4": {"address": "192.0.2.10/24"}},
+                {"ipv6": {"address": "2001:db8::1/64"}},
+                {"ipv6": {"address": "2001:db8::1/64"}},
+            ],
+            disks=[{"size": "5G", "name": "root"}, {"size": "5G", "name": "root"}],
+        ),
+    ]
+    path = "/var/lib/xen/images/web2-root.img"
+    assert gp.validate_guests(guests, lab_host()) == [
+        "Guest web1: the name is used by more than one guest; names must be unique.",
+        f"Guest web2: MAC {gp.stable_mac('web1', 0)} is also used by guest web1.",
+        "Guest web2: ipv4 address 192.0.2.10 is also used by guest web1.",
+        "Guest web2: ipv6 address 2001:db8::1 is also used by guest web2.",
+        f"Guest web2: disk path {path} is also used by guest web2.",
+    ]
+
+
+def test_running_guests_must_fit_in_what_xen_can_give() -> None:
+    big = [guest(memory="1G"), guest(name="db1", memory="1G", interfaces=[])]
+    assert gp.validate_guests(big, lab_host()) == [
+        "xen_guests: the guests with state running need 2048 MiB of memory, but Xen can give"
+        " them only 2014 MiB; lower their memory or stop some of them."
+    ]
+    # web1 already runs and holds 512 MiB that it keeps.
+    assert gp.validate_guests(big, lab_host(existing_domains={"web1": 512})) == []
+    # Stopped guests need no memory.
+    big[1]["state"] = "stopped"
+    assert gp.validate_guests(big, lab_host()) == []
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    guests = [guest(vcpus=0, memory=64), "web2", {"type": "pv"}]
+    assert gp.validate_guests(guests, lab_host()) == [
+        "Guest web1: vcpus 0 is below 1.",
+        "Guest web1: memory 64 MiB is below the minimum of 128 MiB.",
+        "xen_guests entry 1 is not a mapping of guest settings.",
+        "xen_guests entry 2 has no name.",
+    ]
+
+
+def test_stable_mac_is_deterministic_unicast_and_in_the_xen_range() -> None:
+    assert gp.stable_mac("web1", 0) == gp.stable_mac("web1", 0) == "00:16:3e:6e:1d:7e"
+    macs = {gp.stable_mac(f"guest{n}", i) for n in range(200) for i in range(3)}
+    assert len(macs) == 600
+    for mac in macs:
+        assert re.fullmatch(r"00:16:3e:[0-7][0-9a-f](:[0-9a-f]{2}){2}", mac), mac
+
+
+def test_plan_fills_in_defaults_and_paths() -> None:
+    planned = gp.plan_guests(
+        [
+            guest(
+                type="pv",
+                memory="1G",
+                maxmem="2G",
+                vcpus=2,
+                disks=[{"size": "10G"}, {"size": "20G", "backend": "lvm", "vg": "vg0"}],
+                interfaces=[
+                    {"ipv4": {"address": "192.0.2.10/24", "gateway": "192.0.2.1"}},
+                    {"bridge": "xenbr1"},
+                ],
+            )
+        ],
+        lab_host(),
+        {"disk_dir": "/srv/xen/", "nameservers": ["192.0.2.53"]},
+    )
+    web1 = planned[0]
+    assert (web1["memory_mib"], web1["maxmem_mib"], web1["vcpus"]) == (1024, 2048, 2)
+    assert [d["path"] for d in web1["disks"]] == ["/srv/xen/web1-root.img", "/dev/vg0/web1-disk1"]
+    assert [d["vdev"] for d in web1["disks"]] == ["xvda", "xvdb"]
+    assert web1["disks"][1]["lv"] == "web1-disk1"
+    assert web1["disks"][0]["size_mib"] == 10240
+    assert web1["macs"] == [gp.stable_mac("web1", 0), gp.stable_mac("web1", 1)]
+    assert web1["interfaces"][0]["ipv4"] == {
+        "dhcp": False,
+        "address": "192.0.2.10",
+        "prefix": 24,
+        "cidr": "192.0.2.10/24",
+        "gateway": "192.0.2.1",
+    }
+    # An interface without addresses asks for an IPv4 lease.
+    assert web1["interfaces"][1]["ipv4"] == {"dhcp": True}
+    assert web1["interfaces"][1]["bridge"] == "xenbr1"
+    assert web1["config_path"] == "/etc/xen/web1.cfg"
+    assert web1["autostart_path"] == "/etc/xen/auto/web1.cfg"
+    assert web1["seed_files"]["meta-data"] == "/var/lib/xen/seeds/web1/meta-data"
+    assert web1["seed_image"] == "/var/lib/xen/seeds/web1/seed.iso"
+    assert web1["seed_vdev"] == "xvdz"
+    assert web1["template"] == "xl/pv.cfg.j2"
+    assert web1["nameservers"] == ["192.0.2.53"]
+    assert web1["cloud_init"] is True
+    assert (web1["state"], web1["autostart"], web1["purge"]) == ("running", True, False)
+
+
+def test_plan_defaults_for_a_minimal_guest() -> None:
+    (g,) = gp.plan_guests([{"name": "tiny", "os": {"release": "bookworm"}}], {})
+    assert (g["type"], g["memory_mib"], g["vcpus"]) == ("pvh", 512, 1)
+    assert g["disks"][0]["path"] == "/var/lib/xen/images/tiny-root.img"
+    assert g["interfaces"][0]["bridge"] == "xenbr0"
+    assert g["ssh_authorized_keys"] == []
+
+
+def test_hvm_disks_leave_room_for_the_emulated_cdroms() -> None:
+    (g,) = gp.plan_guests(
+        [guest(type="hvm", disks=[{"size": "1G"}] * 3, os={"iso": "/srv/x.iso"})], lab_host()
+    )
+    assert [d["vdev"] for d in g["disks"]] == ["xvda", "xvdb", "xvde"]
+    assert (g["iso_vdev"], g["cloud_init"], g["template"]) == ("hdc", False, "xl/hvm.cfg.j2")
+
+
+def test_instance_id_is_stable_per_name() -> None:
+    (a,) = gp.plan_guests([guest()], lab_host())
+    (b,) = gp.plan_guests([guest(memory="1G")], lab_host())
+    assert a["instance_id"] == b["instance_id"] == gp.instance_id("web1")
+    assert re.fullmatch(r"iid-[0-9a-f]{16}", a["instance_id"])
+    assert gp.instance_id("web2") != a["instance_id"]
+
+
+def test_plan_refuses_invalid_guests_with_every_message() -> None:
+    with pytest.raises(ValueError, match="vcpus 0 is below 1") as err:
+        gp.plan_guests([guest(vcpus=0, memory=64)], lab_host())
+    assert len(str(err.value).splitlines()) == 2
