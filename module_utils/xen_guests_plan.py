@@ -99,6 +99,11 @@ MSG_TYPE = "Guest {name}: type {value!r} is not one of pv, pvh, hvm."
 MSG_TYPE_CAPS = (
     "Guest {name}: type {type} needs Xen's hvm capability, but xl info shows virt_caps '{caps}'."
 )
+MSG_TYPE_PAGING = (
+    "Guest {name}: type {type} needs hardware-assisted (hap) or shadow paging, but xl info"
+    " shows virt_caps '{caps}' with neither: this Xen has no paging mode for PVH/HVM guests"
+    " on this CPU."
+)
 MSG_TYPE_CPU = (
     "Guest {name}: type {type} needs VT-x or AMD-V, but the CPU flags have neither vmx nor svm."
 )
@@ -469,6 +474,10 @@ def _guest(
         flags = host.get("cpu_flags") or []
         if caps is not None and "hvm" not in str(caps).split():
             errors.append(MSG_TYPE_CAPS.format(name=name, type=gtype, caps=caps))
+        elif caps is not None and not {"hap", "shadow"} & set(str(caps).split()):
+            # Seen on trixie's Xen 4.20 under a CPU without NPT/EPT: it is built
+            # without shadow paging, so xl create fails "neither hap nor shadow".
+            errors.append(MSG_TYPE_PAGING.format(name=name, type=gtype, caps=caps))
         elif flags and not {"vmx", "svm"} & set(flags):
             errors.append(MSG_TYPE_CPU.format(name=name, type=gtype))
 

@@ -42,6 +42,27 @@ def test_a_pv_and_a_pvh_guest() -> None:
     assert db1["kernel"] == "/usr/lib/grub-xen/grub-i386-xen_pvh.bin"
 
 
+def test_two_pv_guests_captured_on_the_trixie_lab_dom0() -> None:
+    # Captured with tests/unit/data/capture-xl-guests.sh on the `make lab` dom0
+    # (Xen 4.20.5-pre): dom0's own kernel, no disk, so only xl's view matters.
+    domains = ds.parse_xl_list_long((DATA / "xl-list-l-trixie-guests.json").read_text())
+    assert sorted(domains) == ["db1", "web1"]
+    web1, db1 = domains["web1"], domains["db1"]
+    assert (web1["domid"], web1["type"], web1["vcpus"]) == (3, "pv", 1)
+    assert (web1["memory_mib"], web1["maxmem_mib"]) == (256, 256)
+    assert (db1["domid"], db1["type"], db1["vcpus"]) == (4, "pv", 2)
+    assert (db1["memory_mib"], db1["maxmem_mib"]) == (320, 384)
+    assert db1["kernel"] == "/vmlinuz"
+    assert db1["disks"] == []
+    assert db1["nics"] == [{"mac": "00:16:3e:12:34:02", "bridge": "xenbr0"}]
+    assert (db1["on_reboot"], db1["on_crash"]) == ("restart", "preserve")
+    plain = (DATA / "xl-list-trixie-guests.txt").read_text()
+    # "-b----": blocked, waiting for an event; that is running.
+    assert ds.parse_run_states(plain) == {"web1": "running", "db1": "running"}
+    both = ds.current_domains((DATA / "xl-list-l-trixie-guests.json").read_text(), plain)
+    assert {n: d["run_state"] for n, d in both.items()} == {"web1": "running", "db1": "running"}
+
+
 def test_type_comes_from_b_info_when_c_info_leaves_it_out() -> None:
     text = (
         '[{"domid": 7, "config": {"c_info": {"name": "old"}, "b_info": {"max_memkb": 262144,'
