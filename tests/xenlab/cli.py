@@ -50,7 +50,7 @@ def write_inventory(path: Path, state: vm.VmState, group: str) -> None:
     data = config.inventory({state.name: state.host_vars()}, group)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        "# Written by xen-lab for the running lab VM; do not edit.\n" + yaml.safe_dump(data)
+        "---\n# Written by xen-lab for the running lab VM; do not edit.\n" + yaml.safe_dump(data)
     )
 
 
