@@ -135,23 +135,9 @@ import os  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 try:
-    from ansible.module_utils.xen_domain_state import (
-        RUNNING,
-        apply_action,
-        current_domains,
-        parse_xl_cfg,
-        plan_actions,
-        wanted_sizes,
-    )
+    from ansible.module_utils import xen_domain_state as ds
 except ImportError:  # unit tests import this file directly
-    from module_utils.xen_domain_state import (  # type: ignore[no-redef]
-        RUNNING,
-        apply_action,
-        current_domains,
-        parse_xl_cfg,
-        plan_actions,
-        wanted_sizes,
-    )
+    from module_utils import xen_domain_state as ds  # type: ignore[no-redef]
 
 MSG_NO_CONFIG = "Domain {name}: config is required with state running."
 MSG_CONFIG_MISSING = "Domain {name}: config file {config} does not exist."
@@ -199,7 +185,7 @@ def main() -> None:
             module.fail_json(msg=f"{' '.join(command)} failed with exit code {rc}: {err.strip()}")
         outputs.append(out)
     try:
-        current = current_domains(*outputs)
+        current = ds.current_domains(*outputs)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
 
@@ -207,18 +193,18 @@ def main() -> None:
     for item in module.params["domains"]:
         want = dict(item)
         config = item.get("config")
-        if item["state"] == RUNNING:
+        if item["state"] == ds.RUNNING:
             if not config:
                 module.fail_json(msg=MSG_NO_CONFIG.format(name=item["name"]))
             if os.path.exists(config):
                 with open(config, encoding="utf-8") as handle:
-                    want.update(wanted_sizes(parse_xl_cfg(handle.read())))
+                    want.update(ds.wanted_sizes(ds.parse_xl_cfg(handle.read())))
             elif not module.check_mode:
                 module.fail_json(msg=MSG_CONFIG_MISSING.format(name=item["name"], config=config))
         wanted.append(want)
 
     try:
-        results = plan_actions(current, wanted, module.params["allow_restart"])
+        results = ds.plan_actions(current, wanted, module.params["allow_restart"])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
 
@@ -228,7 +214,7 @@ def main() -> None:
             done.append({**result, "forced": False})
             continue
         try:
-            done.append(apply_action(result, xl, run, module.params["shutdown_timeout"]))
+            done.append(ds.apply_action(result, xl, run, module.params["shutdown_timeout"]))
         except RuntimeError as exc:
             module.fail_json(msg=f"Domain {result['name']}: {exc}", domains=done)
 
