@@ -10,7 +10,7 @@ LAB_RELEASE ?= trixie
 ROLE ?=
 # Roles in the order their Molecule scenarios run (cheapest first); every
 # role with a molecule/ folder must be listed (molecule-all checks).
-MOLECULE_ROLES ?= xen_preflight xen_hypervisor xen_network
+MOLECULE_ROLES ?= xen_preflight xen_hypervisor xen_network xen_guests
 ALL_MOLECULE_ROLES := $(patsubst roles/%/molecule,%,$(wildcard roles/*/molecule))
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)

@@ -75,7 +75,10 @@ DEFAULTS: dict[str, Any] = {
     "disk_dir": "/var/lib/xen/images",
     "seed_dir": "/var/lib/xen/seeds",
     "config_dir": "/etc/xen",
+    "boot_dir": "/var/lib/xen/boot",
     "nameservers": [],
+    "kernel_extra": "console=hvc0",
+    "image_size_mib": 2048,
 }
 
 # A guest's name becomes a file name, an LVM volume name and a host name.
@@ -86,8 +89,8 @@ _MAC_RE = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 _CHECKSUM_RE = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
 _TEMPLATE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
-MSG_NOT_A_MAPPING = "xen_guests entry {index} is not a mapping of guest settings."
-MSG_NO_NAME = "xen_guests entry {index} has no name."
+MSG_NOT_A_MAPPING = "xen_guests_list entry {index} is not a mapping of guest settings."
+MSG_NO_NAME = "xen_guests_list entry {index} has no name."
 MSG_NAME = (
     "Guest {name}: name must be 1 to 63 lowercase letters, digits or '-', starting with a"
     " letter or digit (it names files, LVM volumes and the host)."
@@ -114,7 +117,7 @@ MSG_SIZE = "Guest {name}: {field}: {error}"
 MSG_MEMORY_MIN = "Guest {name}: memory {mib} MiB is below the minimum of {min} MiB."
 MSG_MAXMEM = "Guest {name}: maxmem {maxmem} MiB is below memory {mib} MiB."
 MSG_MEMORY_TOTAL = (
-    "xen_guests: the guests with state running need {need} MiB of memory, but Xen can give"
+    "xen_guests_list: the guests with state running need {need} MiB of memory, but Xen can give"
     " them only {have} MiB; lower their memory or stop some of them."
 )
 MSG_BOOL = "Guest {name}: {field} is {value!r}; use true or false."
@@ -179,6 +182,13 @@ MSG_OS_CHECKSUM_MISSING = (
 MSG_OS_CHECKSUM_ALONE = "Guest {name}: os.checksum applies only to os.image."
 MSG_OS_PATH = "Guest {name}: os.{key} must be a non-empty string."
 MSG_SSH_KEY = "Guest {name}: ssh_authorized_keys[{index}] is not a one-line public key."
+MSG_ROOT_SMALL = (
+    "Guest {name}: disks[0].size is {mib} MiB, smaller than the {image} MiB image of"
+    " os.release {release} it is copied from."
+)
+MSG_DEFAULT_SSH_KEY = (
+    "Guest {name}: xen_guests_ssh_authorized_keys[{index}] is not a one-line public key."
+)
 MSG_TEMPLATE = (
     "Guest {name}: template {value!r} must be a file name under templates/ (letters, digits,"
     " '.', '_', '-'), without slashes or '..'."
@@ -291,6 +301,11 @@ def _disk(
         "vg": vg if backend == "lvm" else None,
         "lv": f"{name}-{suffix}" if backend == "lvm" else None,
         "path": path,
+        # Records a completed copy of an image onto an LVM volume; outlives the guest
+        # until purge, so a kept volume is never copied over.
+        "marker": f"{defaults['disk_dir'].rstrip('/')}/{name}-{suffix}.copied"
+        if backend == "lvm"
+        else None,
         "vdev": "xvd" + (_HVM_LETTERS if gtype == "hvm" else _PV_LETTERS)[index],
     }
 
@@ -531,16 +546,39 @@ def _guest(
             if iface is not None:
                 interfaces.append(iface)
 
-    os_source = _os(name, gtype, raw.get("os"), errors)
+    # A guest that is to be gone needs no image to come from.
+    os_source = (
+        None
+        if state == "absent" and raw.get("os") is None
+        else _os(name, gtype, raw.get("os"), errors)
+    )
+    image_mib = int(defaults["image_size_mib"])
+    if (
+        os_source is not None
+        and os_source["source"] == "release"
+        and disks
+        and disks[0]["size_mib"] is not None
+        and disks[0]["size_mib"] < image_mib
+    ):
+        errors.append(
+            MSG_ROOT_SMALL.format(
+                name=name, mib=disks[0]["size_mib"], image=image_mib, release=os_source["release"]
+            )
+        )
 
-    keys = raw.get("ssh_authorized_keys", defaults["ssh_authorized_keys"])
+    keys = raw.get("ssh_authorized_keys", [])
     if not isinstance(keys, list):
         errors.append(MSG_NOT_A_LIST.format(name=name, field="ssh_authorized_keys"))
         keys = []
     for i, key in enumerate(keys):
         if not isinstance(key, str) or not key.strip() or "\n" in key.strip():
             errors.append(MSG_SSH_KEY.format(name=name, index=i))
-    keys = [key.strip() for key in keys if isinstance(key, str)]
+    # The keys every guest gets come first, then the guest's own; each once.
+    every = list(defaults["ssh_authorized_keys"] or [])
+    for i, key in enumerate(every):
+        if not isinstance(key, str) or not key.strip() or "\n" in key.strip():
+            errors.append(MSG_DEFAULT_SSH_KEY.format(name=name, index=i))
+    keys = list(dict.fromkeys(key.strip() for key in every + keys if isinstance(key, str)))
 
     template = raw.get("template")
     if template is not None and (
@@ -551,6 +589,14 @@ def _guest(
 
     config_dir = defaults["config_dir"].rstrip("/")
     seed_dir = f"{defaults['seed_dir'].rstrip('/')}/{name}"
+    boot_dir = f"{defaults['boot_dir'].rstrip('/')}/{name}"
+    # PV and PVH guests from a release boot its kernel directly: Debian's kernels
+    # are zstd-compressed, which grub-xen cannot load but Xen's own loader can.
+    direct_boot = (
+        gtype in ("pv", "pvh") and os_source is not None and os_source["source"] == "release"
+    )
+    root_vdev = disks[0]["vdev"] if disks else "xvda"
+    cmdline = f"root=/dev/{root_vdev}1 ro {defaults['kernel_extra']}".strip()
     return {
         "name": name,
         "type": gtype,
@@ -578,6 +624,11 @@ def _guest(
             "network-config": f"{seed_dir}/network-config",
         },
         "seed_image": f"{seed_dir}/seed.iso",
+        "direct_boot": direct_boot,
+        "boot_dir": boot_dir,
+        "kernel": f"{boot_dir}/vmlinuz" if direct_boot else None,
+        "ramdisk": f"{boot_dir}/initrd.img" if direct_boot else None,
+        "cmdline": cmdline if direct_boot else None,
         # HVM guests read the seed and an installer ISO from emulated CD-ROMs.
         "seed_vdev": "hdd" if gtype == "hvm" else "xvdz",
         "iso_vdev": "hdc",
@@ -593,7 +644,7 @@ def _walk(
     errors: list[str] = []
     planned: list[dict[str, Any]] = []
     if not isinstance(guests, list):
-        return [], ["xen_guests must be a list of guests."]
+        return [], ["xen_guests_list must be a list of guests."]
     # Who first used each name, MAC, address and disk path: any second use is an error.
     owners: dict[tuple[str, str], str] = {}
 

@@ -2,7 +2,7 @@
 # Installs the Debian packages the lab harness needs on the controller, or,
 # when not root, prints the apt command and stops.
 set -euo pipefail
-packages=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs fdisk openssh-client)
+packages=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs fdisk openssh-client genisoimage)
 missing=()
 for pkg in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)

@@ -14,6 +14,7 @@ from module_utils import xen_guests_plan as gp
 
 TEMPLATES = Path(__file__).parents[2] / "templates"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx1 admin@example.org"
+SHA = "sha256:" + "ab" * 32
 ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
     trim_blocks=True,
@@ -51,19 +52,10 @@ def lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines()]
 
 
-@pytest.mark.parametrize(
-    ("gtype", "kernel"),
-    [
-        ("pv", 'kernel = "/usr/lib/grub-xen/grub-x86_64-xen.bin"'),
-        ("pvh", 'kernel = "/usr/lib/grub-xen/grub-i386-xen_pvh.bin"'),
-    ],
-)
-def test_pv_and_pvh_boot_grub_from_grub_xen_host(gtype: str, kernel: str) -> None:
-    guest = planned(type=gtype)
-    text = render(f"xl/{gtype}.cfg.j2", guest)
+def assert_common_pv_lines(gtype: str, guest: dict[str, Any], text: str) -> None:
+    """What every PV and PVH config of the default guest holds, however it boots."""
     found = lines(text)
     assert f'type = "{gtype}"' in found
-    assert kernel in found
     assert "memory = 1024" in found
     assert "vcpus = 2" in found
     assert not any(line.startswith("maxmem") for line in found)
@@ -76,6 +68,36 @@ def test_pv_and_pvh_boot_grub_from_grub_xen_host(gtype: str, kernel: str) -> Non
     assert 'on_crash = "restart"' in found
     assert "\n\n" not in text
     assert "{" not in text
+
+
+@pytest.mark.parametrize("gtype", ["pv", "pvh"])
+def test_pv_and_pvh_from_a_release_boot_the_image_kernel_directly(gtype: str) -> None:
+    guest = planned(type=gtype)
+    text = render(f"xl/{gtype}.cfg.j2", guest)
+    assert_common_pv_lines(gtype, guest, text)
+    found = lines(text)
+    assert [line for line in found if line.startswith(("kernel", "ramdisk", "cmdline"))] == [
+        'kernel = "/var/lib/xen/boot/web1/vmlinuz"',
+        'ramdisk = "/var/lib/xen/boot/web1/initrd.img"',
+        'cmdline = "root=/dev/xvda1 ro console=hvc0"',
+    ]
+    assert "/usr/lib/grub-xen/" not in text
+
+
+@pytest.mark.parametrize(
+    ("gtype", "kernel"),
+    [
+        ("pv", 'kernel = "/usr/lib/grub-xen/grub-x86_64-xen.bin"'),
+        ("pvh", 'kernel = "/usr/lib/grub-xen/grub-i386-xen_pvh.bin"'),
+    ],
+)
+def test_pv_and_pvh_from_an_image_boot_grub_from_grub_xen_host(gtype: str, kernel: str) -> None:
+    guest = planned(type=gtype, os={"image": "/srv/images/trixie.raw", "checksum": SHA})
+    text = render(f"xl/{gtype}.cfg.j2", guest)
+    assert_common_pv_lines(gtype, guest, text)
+    found = lines(text)
+    assert [line for line in found if line.startswith(("kernel", "ramdisk", "cmdline"))] == [kernel]
+    assert "/var/lib/xen/boot" not in text
 
 
 def test_the_module_reads_the_sizes_it_rendered() -> None:

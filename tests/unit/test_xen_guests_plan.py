@@ -271,6 +271,12 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         {"interfaces": [{"brige": "xenbr0"}]},
         "Guest web1: unknown key 'brige' in interfaces[0] (did you mean 'bridge'?).",
     ),
+    (
+        "root disk smaller than the release image",
+        {"disks": [{"size": "1G"}]},
+        "Guest web1: disks[0].size is 1024 MiB, smaller than the 2048 MiB image of"
+        " os.release trixie it is copied from.",
+    ),
 ]
 
 
@@ -333,7 +339,7 @@ def test_duplicates_across_the_list_name_both_guests() -> None:
 def test_running_guests_must_fit_in_what_xen_can_give() -> None:
     big = [guest(memory="1G"), guest(name="db1", memory="1G", interfaces=[])]
     assert gp.validate_guests(big, lab_host()) == [
-        "xen_guests: the guests with state running need 2048 MiB of memory, but Xen can give"
+        "xen_guests_list: the guests with state running need 2048 MiB of memory, but Xen can give"
         " them only 2014 MiB; lower their memory or stop some of them."
     ]
     # web1 already runs and holds 512 MiB that it keeps.
@@ -348,8 +354,8 @@ def test_every_problem_is_reported_at_once() -> None:
     assert gp.validate_guests(guests, lab_host()) == [
         "Guest web1: vcpus 0 is below 1.",
         "Guest web1: memory 64 MiB is below the minimum of 128 MiB.",
-        "xen_guests entry 1 is not a mapping of guest settings.",
-        "xen_guests entry 2 has no name.",
+        "xen_guests_list entry 1 is not a mapping of guest settings.",
+        "xen_guests_list entry 2 has no name.",
     ]
 
 
@@ -435,3 +441,121 @@ def test_plan_refuses_invalid_guests_with_every_message() -> None:
     with pytest.raises(ValueError, match="vcpus 0 is below 1") as err:
         gp.plan_guests([guest(vcpus=0, memory=64)], lab_host())
     assert len(str(err.value).splitlines()) == 2
+
+
+def test_root_disk_must_hold_the_release_image_it_is_copied_from() -> None:
+    host = lab_host()
+    assert gp.validate_guests([guest(disks=[{"size": "2G"}])], host) == []
+    assert gp.validate_guests(
+        [guest(disks=[{"size": "2047M"}], os={"release": "bookworm"})], host
+    ) == [
+        "Guest web1: disks[0].size is 2047 MiB, smaller than the 2048 MiB image of"
+        " os.release bookworm it is copied from."
+    ]
+    # Only the first disk is copied from the image; data disks may be small.
+    assert gp.validate_guests([guest(disks=[{"size": "4G"}, {"size": "100M"}])], host) == []
+    # An HVM guest from a release is copied from the same image.
+    assert gp.validate_guests([guest(type="hvm", disks=[{"size": "1G"}])], host) == [
+        "Guest web1: disks[0].size is 1024 MiB, smaller than the 2048 MiB image of"
+        " os.release trixie it is copied from."
+    ]
+    # User-supplied images and installer ISOs have no known size to compare with.
+    small = [{"size": "1G"}]
+    assert gp.validate_guests([guest(disks=small, os={"image": "/srv/a.raw"})], host) == []
+    assert (
+        gp.validate_guests([guest(type="hvm", disks=small, os={"iso": "/srv/x.iso"})], host) == []
+    )
+    # The role passes the image size as text (the result of a Jinja expression).
+    assert gp.validate_guests(
+        [guest(disks=[{"size": "3G"}])], host, {"image_size_mib": "4096"}
+    ) == [
+        "Guest web1: disks[0].size is 3072 MiB, smaller than the 4096 MiB image of"
+        " os.release trixie it is copied from."
+    ]
+    assert gp.validate_guests([guest(disks=small)], host, {"image_size_mib": 1024}) == []
+
+
+def test_every_guest_gets_the_default_keys_first_then_its_own_each_once() -> None:
+    admin = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAdm admin@example.org"
+    backup = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCb backup@example.org"
+    own = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwn dev@example.org"
+    defaults = {"ssh_authorized_keys": [admin, backup]}
+    (g,) = gp.plan_guests([guest(ssh_authorized_keys=[own, admin + "\n"])], lab_host(), defaults)
+    assert g["ssh_authorized_keys"] == [admin, backup, own]
+    (g,) = gp.plan_guests(
+        [{"name": "tiny", "os": {"release": "trixie"}, "ssh_authorized_keys": [own, own]}],
+        {},
+        {"ssh_authorized_keys": [backup]},
+    )
+    assert g["ssh_authorized_keys"] == [backup, own]
+    (g,) = gp.plan_guests([{"name": "tiny", "os": {"release": "trixie"}}], {}, defaults)
+    assert g["ssh_authorized_keys"] == [admin, backup]
+
+
+def test_lvm_disks_have_a_copy_marker_in_the_disk_dir_and_file_disks_none() -> None:
+    (g,) = gp.plan_guests(
+        [
+            guest(
+                disks=[
+                    {"size": "10G", "backend": "lvm", "vg": "vg0"},
+                    {"size": "5G"},
+                    {"size": "20G", "backend": "lvm", "vg": "vg0", "name": "data"},
+                    {"size": "1G", "name": "swap"},
+                ]
+            )
+        ],
+        lab_host(),
+        {"disk_dir": "/srv/xen/"},
+    )
+    assert [(d["path"], d["marker"]) for d in g["disks"]] == [
+        ("/dev/vg0/web1-root", "/srv/xen/web1-root.copied"),
+        ("/srv/xen/web1-disk1.img", None),
+        ("/dev/vg0/web1-data", "/srv/xen/web1-data.copied"),
+        ("/srv/xen/web1-swap.img", None),
+    ]
+
+
+@pytest.mark.parametrize("gtype", ["pv", "pvh"])
+def test_pv_and_pvh_from_a_release_boot_its_kernel_directly(gtype: str) -> None:
+    (g,) = gp.plan_guests([guest(type=gtype)], lab_host())
+    assert g["direct_boot"] is True
+    assert g["boot_dir"] == "/var/lib/xen/boot/web1"
+    assert g["kernel"] == "/var/lib/xen/boot/web1/vmlinuz"
+    assert g["ramdisk"] == "/var/lib/xen/boot/web1/initrd.img"
+    assert g["cmdline"] == "root=/dev/xvda1 ro console=hvc0"
+
+
+def test_direct_boot_follows_the_boot_dir_and_kernel_extra_settings() -> None:
+    (g,) = gp.plan_guests(
+        [guest(type="pv")],
+        lab_host(),
+        {"boot_dir": "/srv/boot/", "kernel_extra": "console=hvc0 quiet"},
+    )
+    assert (g["boot_dir"], g["kernel"], g["ramdisk"], g["cmdline"]) == (
+        "/srv/boot/web1",
+        "/srv/boot/web1/vmlinuz",
+        "/srv/boot/web1/initrd.img",
+        "root=/dev/xvda1 ro console=hvc0 quiet",
+    )
+    (g,) = gp.plan_guests([guest()], lab_host(), {"kernel_extra": ""})
+    assert g["cmdline"] == "root=/dev/xvda1 ro"
+
+
+@pytest.mark.parametrize(
+    ("gtype", "os"),
+    [
+        ("hvm", {"release": "trixie"}),
+        ("hvm", {"iso": "/srv/iso/installer.iso"}),
+        ("pv", {"image": "/srv/images/trixie.raw"}),
+        ("pvh", {"image": "https://example.org/trixie.qcow2", "checksum": SHA}),
+    ],
+    ids=["hvm-release", "hvm-iso", "pv-image", "pvh-image-url"],
+)
+def test_hvm_guests_and_image_guests_boot_without_a_kernel_of_ours(
+    gtype: str, os: dict[str, str]
+) -> None:
+    (g,) = gp.plan_guests([guest(type=gtype, os=os)], lab_host())
+    assert g["direct_boot"] is False
+    assert (g["kernel"], g["ramdisk"], g["cmdline"]) == (None, None, None)
+    # The folder is named anyway; the role makes it only for direct-boot guests.
+    assert g["boot_dir"] == "/var/lib/xen/boot/web1"

@@ -1,0 +1,176 @@
+"""Jinja filters of the xen_guests role: what the host offers, and the checked guest plan."""
+
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+# Controller plugins cannot import project module_utils through
+# ansible.module_utils; import the repository's own copy.
+_REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+if _REPO_ROOT not in sys.path:
+    sys.path.append(_REPO_ROOT)
+
+from module_utils.xen_guests_plan import plan_guests, validate_guests  # noqa: E402
+from module_utils.xen_xl import parse_xl_info, parse_xl_list  # noqa: E402
+
+
+def xen_guests_host(
+    xl_info: str,
+    xl_list: str,
+    ip_links: str,
+    volume_groups: str = "",
+    cpu_flags: list[str] | None = None,
+) -> dict[str, Any]:
+    """The host facts the guest validator needs, from `xl info`, `xl list`,
+    `ip -j link show type bridge` and `vgs --noheadings -o vg_name`."""
+    info = parse_xl_info(xl_info)
+    links = json.loads(ip_links) if ip_links.strip() else []
+    host: dict[str, Any] = {
+        "total_memory_mib": int(info["total_memory"]),
+        "free_memory_mib": int(info["free_memory"]),
+        "nr_cpus": int(info["nr_cpus"]),
+        "virt_caps": info.get("virt_caps", ""),
+        "cpu_flags": list(cpu_flags or []),
+        "bridges": sorted(str(link["ifname"]) for link in links if link.get("ifname")),
+        "volume_groups": sorted(vg for vg in volume_groups.split()),
+        "existing_domains": {
+            str(row["name"]): int(row["mem"])
+            for row in parse_xl_list(xl_list)
+            if row["name"] != "Domain-0"
+        },
+    }
+    return host
+
+
+def xen_guests_plan(
+    guests: Any, host: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    """{"guests": [...], "errors": []}: the planned guests, or every problem found."""
+    errors = validate_guests(guests, dict(host), dict(defaults))
+    if errors:
+        return {"guests": [], "errors": errors}
+    return {"guests": plan_guests(guests, dict(host), dict(defaults)), "errors": []}
+
+
+def xen_guests_sources(guests: list[Mapping[str, Any]], image_dir: str) -> list[dict[str, Any]]:
+    """User-supplied images the guests are copied from, once each: where each is
+    fetched to on the dom0 and, for qcow2, the raw copy the disks come from."""
+    sources: dict[str, dict[str, Any]] = {}
+    for guest in guests:
+        source = guest["os"]
+        if source["source"] == "image":
+            sources.setdefault(source["image"], image_source(source, image_dir))
+    return list(sources.values())
+
+
+def image_source(source: Mapping[str, Any], image_dir: str) -> dict[str, Any]:
+    """Paths of one os.image on the dom0: a URL is downloaded, a path used as it is."""
+    location = str(source["image"])
+    remote = bool(re.match(r"(?i)(https?|ftp)://", location))
+    # The file name, without a URL's query or fragment.
+    name = re.split(r"[?#]", location)[0].rstrip("/").rsplit("/", 1)[-1] or "image"
+    digest = hashlib.sha256(location.encode()).hexdigest()[:12]
+    fetched = f"{image_dir.rstrip('/')}/downloads/{digest}-{name}" if remote else location
+    qcow2 = name.lower().endswith((".qcow2", ".qcow"))
+    raw = f"{image_dir.rstrip('/')}/downloads/{digest}-{name}.raw" if qcow2 else fetched
+    return {
+        "location": location,
+        "url": location if remote else None,
+        "checksum": source.get("checksum"),
+        "fetched": fetched,
+        "qcow2": qcow2,
+        "raw": raw,
+    }
+
+
+def xen_guests_disk_steps(
+    guests: list[Mapping[str, Any]], images: Mapping[str, str], image_dir: str
+) -> list[dict[str, Any]]:
+    """How each disk of the guests that stay comes to exist, one step per disk.
+
+    ``clone``: a root disk copied from a golden image (``images``: release to its
+    folder) or from a user-supplied image; ``blank``: an empty file disk (data
+    disks, and the disk an installer ISO installs to). ``marker`` is the file that
+    records a completed copy onto an LVM volume.
+    """
+    steps = []
+    for guest in guests:
+        source = guest["os"]
+        for disk in guest["disks"]:
+            image = None
+            if disk["root"] and source["source"] == "release":
+                image = f"{images[source['release']]}/disk.img"
+            elif disk["root"] and source["source"] == "image":
+                image = image_source(source, image_dir)["raw"]
+            lvm = disk["backend"] == "lvm"
+            if lvm and not image:
+                continue  # an empty LVM volume is made by community.general.lvol alone
+            marker = disk["marker"] if lvm else None
+            steps.append(
+                {
+                    "guest": guest["name"],
+                    "path": disk["path"],
+                    "backend": disk["backend"],
+                    "size_mib": disk["size_mib"],
+                    "action": "clone" if image else "blank",
+                    "image": image,
+                    "marker": marker,
+                    # What exists once the step is done.
+                    "creates": marker or disk["path"],
+                }
+            )
+    return steps
+
+
+def xen_guests_domains(
+    guests: list[Mapping[str, Any]], changed_configs: list[str]
+) -> list[dict[str, Any]]:
+    """The xen_domain module's domains: a changed config asks for a restart."""
+    return [
+        {
+            "name": guest["name"],
+            "config": guest["config_path"],
+            "state": guest["state"],
+            "restart": guest["name"] in changed_configs,
+        }
+        for guest in guests
+    ]
+
+
+def xen_guests_fact(guest: Mapping[str, Any]) -> dict[str, Any]:
+    """What later plays and the summary need to know of one guest."""
+    first = (guest.get("interfaces") or [{}])[0]
+    ipv4 = first.get("ipv4") or {}
+    ipv6 = first.get("ipv6") or {}
+    return {
+        "name": guest["name"],
+        "type": guest["type"],
+        "state": guest["state"],
+        "memory_mib": guest["memory_mib"],
+        "vcpus": guest["vcpus"],
+        "bridge": first.get("bridge"),
+        "mac": first.get("mac"),
+        "ipv4": None if ipv4.get("dhcp", True) else ipv4.get("address"),
+        "ipv6": None if ipv6.get("dhcp", True) else ipv6.get("address"),
+        "dhcp": bool(ipv4.get("dhcp")),
+        "config": guest["config_path"],
+        "disks": [disk["path"] for disk in guest["disks"]],
+    }
+
+
+class FilterModule:
+    """xen_guests filters."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "xen_guests_host": xen_guests_host,
+            "xen_guests_plan": xen_guests_plan,
+            "xen_guests_sources": xen_guests_sources,
+            "xen_guests_disk_steps": xen_guests_disk_steps,
+            "xen_guests_domains": xen_guests_domains,
+            "xen_guests_fact": xen_guests_fact,
+        }

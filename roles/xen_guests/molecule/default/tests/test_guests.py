@@ -1,0 +1,263 @@
+"""xen_guests on a bookworm dom0: a PV and a PVH guest from the trixie golden
+image run, answer ping and SSH; invalid guest lists change nothing; an
+interrupted run converges without duplicates or orphans; then a guest is
+stopped, removed with its disk kept, and purged."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
+from helpers import molecule_instance, playbook, record, scenario_file
+
+from module_utils import xen_guests_plan as gp
+
+GUESTS = {"pv1": ("pv", "10.0.2.51"), "pvh1": ("pvh", "10.0.2.52")}
+DISK_DIR = "/var/lib/xen/images"
+WATCHED = ("/etc/xen", "/var/lib/xen", "/usr/local/sbin")
+
+
+def scenario_guests() -> list[dict[str, Any]]:
+    data = yaml.safe_load(scenario_file("vars/guests.yml").read_text())
+    return data["__xen_guests_scenario"]
+
+
+def converge(guests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    return playbook(scenario_file("converge.yml"), "-e", json.dumps({"xen_guests_list": guests}))
+
+
+def domains(host: Any) -> dict[str, dict[str, Any]]:
+    """Guests as `xl list -l` reports them, by name."""
+    entries = json.loads(host.check_output("xl list -l") or "[]")
+    return {
+        e["config"]["c_info"]["name"]: e["config"]
+        for e in entries
+        if e["config"]["c_info"]["name"] != "Domain-0"
+    }
+
+
+def listed(host: Any) -> list[str]:
+    """Names in `xl list`, duplicates kept."""
+    rows = host.check_output("xl list").splitlines()[1:]
+    return [row.split()[0] for row in rows if row.split()[0] != "Domain-0"]
+
+
+def on_guest(address: str, *command: str) -> subprocess.CompletedProcess[str]:
+    """Run a command on a guest over SSH, jumping through the dom0 like a user would."""
+    vm = molecule_instance()
+    base = [
+        "ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+        "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR",
+        "-i", vm["identity_file"],
+    ]  # fmt: skip
+    jump = " ".join([*base, "-p", str(vm["port"]), "-W", "%h:%p", f"root@{vm['address']}"])
+    cmd = [*base, "-o", f"ProxyCommand={jump}", f"root@{address}", *command]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+
+
+def host_state(host: Any) -> str:
+    """Files (path, mode, size, mtime) under the watched folders, and the domains."""
+    files = host.check_output(
+        "find %s -xdev -printf '%%p %%m %%s %%T@\\n' 2>/dev/null | sort", " ".join(WATCHED)
+    )
+    return files + "\n" + "\n".join(sorted(listed(host)))
+
+
+def test_guests_run_with_their_planned_type_size_and_mac(host) -> None:  # noqa: ANN001
+    found = domains(host)
+    for name, (gtype, _) in GUESTS.items():
+        config = found[name]
+        assert config["c_info"]["type"] == gtype
+        assert config["b_info"]["target_memkb"] == 384 * 1024
+        assert config["b_info"]["max_vcpus"] == 1
+        assert config["nics"][0]["mac"] == gp.stable_mac(name, 0)
+        assert config["nics"][0]["bridge"] == "xenbr0"
+        assert config["disks"][0]["pdev_path"] == f"{DISK_DIR}/{name}-root.img"
+        b_info = config["b_info"]
+        kernel = b_info.get("kernel") or b_info.get(f"type.{gtype}", {}).get("kernel")
+        assert kernel == f"/var/lib/xen/boot/{name}/vmlinuz"
+    run_states = host.check_output("xl list")
+    for name in GUESTS:
+        flags = next(line.split()[4] for line in run_states.splitlines() if line.startswith(name))
+        assert not set(flags) & set("pscd"), f"{name} is {flags}"
+
+
+def test_guests_answer_ping_from_the_dom0(host) -> None:  # noqa: ANN001
+    for _, address in GUESTS.values():
+        assert host.run("ping -c 3 -W 5 %s", address).rc == 0
+
+
+def test_guests_accept_ssh_with_the_injected_key_and_have_their_identity(host) -> None:  # noqa: ANN001
+    identities = {}
+    for name, (_, address) in GUESTS.items():
+        result = on_guest(
+            address,
+            "hostname; cat /etc/machine-id; cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub;"
+            " df -m --output=size / | tail -n 1",
+        )
+        assert result.returncode == 0, result.stderr
+        hostname, machine_id, host_key, root_mib = result.stdout.split()
+        assert hostname == name
+        # the 3 GiB disk was grown from the 2 GiB image by cloud-init
+        assert int(root_mib) > 2600
+        identities[name] = (machine_id, host_key)
+    # one image, yet every guest has its own machine-id and SSH host key
+    assert identities["pv1"][0] != identities["pvh1"][0]
+    assert identities["pv1"][1] != identities["pvh1"][1]
+
+
+def test_running_guests_start_with_the_dom0(host) -> None:  # noqa: ANN001
+    for name in GUESTS:
+        link = host.file(f"/etc/xen/auto/{name}.cfg")
+        assert link.is_symlink
+        assert link.linked_to == f"/etc/xen/{name}.cfg"
+
+
+def test_invalid_guests_are_refused_and_nothing_changes(host, tmp_path: Path) -> None:  # noqa: ANN001
+    before = host_state(host)
+    report = tmp_path / "bad-input.json"
+    proc = playbook(scenario_file("bad_input.yml"), env={"XEN_BAD_INPUT_REPORT": str(report)})
+    assert proc.returncode == 0
+    found = {k: " ".join(v.split()) for k, v in json.loads(report.read_text()).items()}
+    expected = {
+        "duplicate_name": gp.MSG_DUPLICATE_NAME.format(name="pv1"),
+        "name_with_path": gp.MSG_NAME.format(name="../etc"),
+        "name_uppercase": gp.MSG_NAME.format(name="Web1"),
+        "unknown_type": "Guest bad1: type 'kvm' is not one of pv, pvh, hvm.",
+        "unknown_key": "Guest bad1: unknown key 'memroy' in the guest (did you mean 'memory'?).",
+        "vcpus_too_many": "Guest bad1: vcpus 64 is more than the host's 2 CPUs.",
+        "vcpus_zero": "Guest bad1: vcpus 0 is below 1.",
+        "memory_below_minimum": "Guest bad1: memory 64 MiB is below the minimum of 128 MiB.",
+        "bridge_missing": (
+            "Guest bad1: interfaces[0].bridge 'xenbr9' does not exist on the host (found: xenbr0)."
+        ),
+        "mac_invalid": gp.MSG_MAC.format(
+            name="bad1", field="interfaces[0]", value="00:16:3e:zz:00:01"
+        ),
+        "mac_multicast": gp.MSG_MAC_MULTICAST.format(
+            name="bad1", field="interfaces[0]", value="01:16:3e:00:00:01"
+        ),
+        "ip_duplicate": "Guest bad1: ipv4 address 10.0.2.51 is also used by guest pv1.",
+        "ip_invalid": gp.MSG_IP_ADDRESS.format(
+            name="bad1",
+            field="interfaces[0].ipv4",
+            value="10.0.2.300/24",
+            family="IPv4",
+            example="192.0.2.10/24",
+        ),
+        "gateway_outside": (
+            "Guest bad1: interfaces[0].ipv4.gateway 10.0.3.1 is outside the subnet 10.0.2.0/24."
+        ),
+        "os_missing": gp.MSG_OS_MISSING.format(name="bad1"),
+        "os_release_unknown": "Guest bad1: os.release 'buster' is not one of trixie, bookworm.",
+        "iso_on_pv": gp.MSG_OS_ISO_TYPE.format(name="bad1", type="pv"),
+        "image_url_without_checksum": gp.MSG_OS_CHECKSUM_MISSING.format(name="bad1"),
+        "root_disk_too_small": (
+            "Guest bad1: disks[0].size is 1024 MiB, smaller than the 2048 MiB image of"
+            " os.release trixie it is copied from."
+        ),
+        "disk_backend_unknown": "Guest bad1: disks[0].backend 'zfs' is not one of file, lvm.",
+        "lvm_volume_group_missing": (
+            "Guest bad1: disks[0].vg 'vg0' is not a volume group on the host (found: none)."
+        ),
+        "purge_while_running": gp.MSG_PURGE.format(name="bad1", state="running"),
+        "state_unknown": "Guest bad1: state 'paused' is not one of running, stopped, absent.",
+        "template_path": gp.MSG_TEMPLATE.format(name="bad1", value="../../etc/passwd"),
+    }
+    assert len(found) >= 20
+    for case, message in expected.items():
+        assert found[case] == " ".join(message.split()), case
+    assert re.fullmatch(
+        r"xen_guests_list: the guests with state running need \d+ MiB of memory, but Xen can give"
+        r" them only \d+ MiB; lower their memory or stop some of them\.",
+        found["memory_more_than_free"],
+    )
+    assert host_state(host) == before
+
+
+def test_an_interrupted_run_converges_without_duplicates_or_orphans(host) -> None:  # noqa: ANN001
+    extra = {
+        "name": "pv2",
+        "type": "pv",
+        "memory": "256M",
+        "disks": [{"size": "3G"}],
+        "interfaces": [{"ipv4": {"address": "10.0.2.53/24", "gateway": "10.0.2.2"}}],
+        "os": {"release": "trixie"},
+    }
+    guests = [*scenario_guests(), extra]
+    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
+    cmd = [
+        "ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+        str(scenario_file("converge.yml")), "-e", json.dumps({"xen_guests_list": guests}),
+    ]  # fmt: skip
+    started = time.monotonic()
+    run = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    seen = ""
+    try:
+        deadline = started + 600
+        while time.monotonic() < deadline and run.poll() is None:
+            if host.run("pgrep -f 'xen-guests-disk clone .*pv2-root'").rc == 0:
+                seen = "the root disk copy"
+                break
+            time.sleep(0.5)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    assert seen, "the run ended before it copied pv2's disk"
+    killed_at = time.monotonic() - started
+
+    again = converge(guests)
+    assert again.returncode == 0
+    assert listed(host).count("pv2") == 1
+    images = sorted(host.check_output("ls -1 %s", DISK_DIR).split())
+    assert images == ["pv1-root.img", "pv2-root.img", "pvh1-root.img"]
+    assert host.file(f"{DISK_DIR}/pv2-root.img").size == 3 * 1024**3
+    assert on_guest("10.0.2.53", "hostname").stdout.strip() == "pv2"
+    record(
+        "guests-interrupt",
+        f"INTERRUPT: killed the run {killed_at:.0f} s in, during {seen}; the next run converged",
+    )
+
+    gone = converge([*scenario_guests(), {**extra, "state": "absent", "purge": True}])
+    assert gone.returncode == 0
+    assert "pv2" not in listed(host)
+    assert not host.file(f"{DISK_DIR}/pv2-root.img").exists
+
+
+def test_stopped_then_absent_keeps_the_disk_then_purge_deletes_it(host) -> None:  # noqa: ANN001
+    pv1, pvh1 = scenario_guests()
+    disk = f"{DISK_DIR}/pvh1-root.img"
+
+    stopped = converge([pv1, {**pvh1, "state": "stopped"}])
+    assert stopped.returncode == 0
+    assert "pvh1" not in listed(host)
+    assert "pv1" in listed(host)
+    assert host.file("/etc/xen/pvh1.cfg").exists
+    assert not host.file("/etc/xen/auto/pvh1.cfg").exists
+    assert host.file(disk).exists
+
+    absent = converge([pv1, {**pvh1, "state": "absent"}])
+    assert absent.returncode == 0
+    assert "pvh1" not in listed(host)
+    assert not host.file("/etc/xen/pvh1.cfg").exists
+    assert not host.file("/var/lib/xen/seeds/pvh1").exists
+    assert host.file(disk).exists
+    assert f"its disks are kept: {disk}" in " ".join(absent.stdout.split())
+
+    purged = converge([pv1, {**pvh1, "state": "absent", "purge": True}])
+    assert purged.returncode == 0
+    assert not host.file(disk).exists
+    assert f"Deleted: {disk}" in " ".join(purged.stdout.split())
+    assert "pv1" in listed(host)

@@ -1,0 +1,425 @@
+"""The xen_guests role's filters (filter_plugins/xen_guests.py) on real captured host output
+and on guests planned by module_utils/xen_guests_plan.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from filter_plugins import xen_guests as fg
+from module_utils import xen_guests_plan as gp
+
+DATA = Path(__file__).parent / "data"
+SHA = "sha256:" + "ab" * 32
+IMAGE_DIR = "/var/lib/xen/golden"
+IMAGES = {
+    "trixie": f"{IMAGE_DIR}/trixie-0123456789ab",
+    "bookworm": f"{IMAGE_DIR}/bookworm-0123456789ab",
+}
+QCOW2_URL = "https://cloud.debian.org/images/cloud/trixie/latest/debian-13-genericcloud-amd64.qcow2"
+RAW_URL = "https://cloud.debian.org/images/cloud/trixie/latest/debian-13-genericcloud-amd64.raw"
+
+# `ip -j link show type bridge` on a dom0 with two bridges, as iproute2 prints it
+# (one line; shortened to two bridges).
+IP_LINKS = json.dumps(
+    [
+        {
+            "ifindex": 3,
+            "ifname": "xenbr0",
+            "flags": ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
+            "mtu": 1500,
+            "qdisc": "noqueue",
+            "operstate": "UP",
+            "linkmode": "DEFAULT",
+            "group": "default",
+            "txqlen": 1000,
+            "link_type": "ether",
+            "address": "52:54:00:12:34:56",
+            "broadcast": "ff:ff:ff:ff:ff:ff",
+        },
+        {
+            "ifindex": 5,
+            "ifname": "br-lan",
+            "flags": ["NO-CARRIER", "BROADCAST", "MULTICAST", "UP"],
+            "mtu": 1500,
+            "qdisc": "noqueue",
+            "operstate": "DOWN",
+            "linkmode": "DEFAULT",
+            "group": "default",
+            "txqlen": 1000,
+            "link_type": "ether",
+            "address": "d2:5a:9f:01:7c:3e",
+            "broadcast": "ff:ff:ff:ff:ff:ff",
+        },
+    ]
+)
+# `vgs --noheadings -o vg_name`: names right-aligned after two spaces.
+VGS = "  vg0\n  data\n"
+
+
+def text(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+def planned(*guests: dict[str, Any], **defaults: Any) -> list[dict[str, Any]]:
+    return gp.plan_guests(list(guests), {}, defaults)
+
+
+def guest(**kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "web1",
+        "type": "pvh",
+        "disks": [{"size": "10G"}],
+        "interfaces": [{"ipv4": {"address": "192.0.2.10/24", "gateway": "192.0.2.1"}}],
+        "os": {"release": "trixie"},
+    }
+    base.update(kw)
+    return base
+
+
+# xen_guests_host
+
+
+def test_host_facts_from_the_trixie_dom0_with_guests_running() -> None:
+    host = fg.xen_guests_host(
+        text("xl-info-trixie.txt"), text("xl-list-trixie-guests.txt"), IP_LINKS, VGS
+    )
+    assert host == {
+        "total_memory_mib": 3071,
+        "free_memory_mib": 2014,
+        "nr_cpus": 2,
+        "virt_caps": "pv hvm gnttab-v1 gnttab-v2",
+        "cpu_flags": [],
+        "bridges": ["br-lan", "xenbr0"],
+        "volume_groups": ["data", "vg0"],
+        # Domain-0 is left out: it is no guest and its memory is not Xen's to give.
+        "existing_domains": {"web1": 256, "db1": 320},
+    }
+
+
+def test_host_facts_from_the_bookworm_dom0_alone() -> None:
+    host = fg.xen_guests_host(
+        text("xl-info-bookworm.txt"), text("xl-list-trixie.txt"), IP_LINKS, "", ["fpu", "svm"]
+    )
+    assert host["virt_caps"] == "pv hvm shadow gnttab-v1 gnttab-v2"
+    assert (host["total_memory_mib"], host["free_memory_mib"], host["nr_cpus"]) == (3071, 2014, 2)
+    assert host["existing_domains"] == {}
+    assert host["cpu_flags"] == ["fpu", "svm"]
+    assert host["volume_groups"] == []
+
+
+@pytest.mark.parametrize("ip_links", ["", "\n", "[]", "[ ]\n"])
+def test_host_without_bridges_or_volume_groups(ip_links: str) -> None:
+    host = fg.xen_guests_host(text("xl-info-trixie.txt"), "", ip_links, "\n")
+    assert (host["bridges"], host["volume_groups"], host["existing_domains"]) == ([], [], {})
+
+
+def test_host_facts_feed_the_validator() -> None:
+    # The trixie lab dom0 has no paging mode for PVH guests.
+    host = fg.xen_guests_host(
+        text("xl-info-trixie.txt"), text("xl-list-trixie-guests.txt"), IP_LINKS, VGS
+    )
+    result = fg.xen_guests_plan([guest(interfaces=[{"bridge": "xenbr1"}])], host, {})
+    assert result == {
+        "guests": [],
+        "errors": [
+            "Guest web1: type pvh needs hardware-assisted (hap) or shadow paging, but xl info"
+            " shows virt_caps 'pv hvm gnttab-v1 gnttab-v2' with neither: this Xen has no"
+            " paging mode for PVH/HVM guests on this CPU.",
+            "Guest web1: interfaces[0].bridge 'xenbr1' does not exist on the host"
+            " (found: br-lan, xenbr0).",
+        ],
+    }
+    # web1 already runs and holds 256 MiB: 2014 free + 256 = 2270 MiB for it.
+    fits = fg.xen_guests_plan([guest(type="pv", memory=2270)], host, {})
+    assert fits["errors"] == []
+    assert [g["name"] for g in fits["guests"]] == ["web1"]
+    assert fg.xen_guests_plan([guest(type="pv", memory=2271)], host, {})["errors"] == [
+        "xen_guests_list: the guests with state running need 2271 MiB of memory, but Xen can give"
+        " them only 2270 MiB; lower their memory or stop some of them."
+    ]
+    # A new guest gets nothing back from the domains already running.
+    assert fg.xen_guests_plan([guest(name="new1", type="pv", memory=2270)], host, {})["errors"] == [
+        "xen_guests_list: the guests with state running need 2270 MiB of memory, but Xen can give"
+        " them only 2014 MiB; lower their memory or stop some of them."
+    ]
+
+
+# xen_guests_plan
+
+
+def test_plan_of_a_valid_list_gives_the_guests_and_no_errors() -> None:
+    guests = [guest(), guest(name="db1", type="pv", interfaces=[{}])]
+    defaults = {"disk_dir": "/srv/xen"}
+    result = fg.xen_guests_plan(guests, {"bridges": ["xenbr0"]}, defaults)
+    assert result["errors"] == []
+    assert result["guests"] == gp.plan_guests(guests, {"bridges": ["xenbr0"]}, defaults)
+    assert [g["disks"][0]["path"] for g in result["guests"]] == [
+        "/srv/xen/web1-root.img",
+        "/srv/xen/db1-root.img",
+    ]
+
+
+def test_plan_of_an_invalid_list_gives_every_message_and_no_guests() -> None:
+    result = fg.xen_guests_plan(
+        [guest(vcpus=0), guest(name="db1", os={"release": "sid"}, interfaces=[{}])], {}, {}
+    )
+    assert result == {
+        "guests": [],
+        "errors": [
+            "Guest web1: vcpus 0 is below 1.",
+            "Guest db1: os.release 'sid' is not one of trixie, bookworm.",
+        ],
+    }
+
+
+# xen_guests_disk_steps
+
+
+def test_disk_steps_of_a_release_guest_with_file_root_and_lvm_and_file_data() -> None:
+    guests = planned(
+        guest(
+            disks=[
+                {"size": "10G"},
+                {"size": "20G", "backend": "lvm", "vg": "vg0", "name": "data"},
+                {"size": "5G", "name": "logs"},
+            ]
+        )
+    )
+    assert fg.xen_guests_disk_steps(guests, IMAGES, IMAGE_DIR) == [
+        {
+            "guest": "web1",
+            "path": "/var/lib/xen/images/web1-root.img",
+            "backend": "file",
+            "size_mib": 10240,
+            "action": "clone",
+            "image": f"{IMAGE_DIR}/trixie-0123456789ab/disk.img",
+            "marker": None,
+            "creates": "/var/lib/xen/images/web1-root.img",
+        },
+        # The empty LVM volume is made by community.general.lvol: no step.
+        {
+            "guest": "web1",
+            "path": "/var/lib/xen/images/web1-logs.img",
+            "backend": "file",
+            "size_mib": 5120,
+            "action": "blank",
+            "image": None,
+            "marker": None,
+            "creates": "/var/lib/xen/images/web1-logs.img",
+        },
+    ]
+
+
+def test_disk_step_of_an_lvm_root_disk_from_a_release_is_marked_when_copied() -> None:
+    guests = planned(
+        guest(
+            name="db1",
+            os={"release": "bookworm"},
+            disks=[{"size": "8G", "backend": "lvm", "vg": "vg0"}],
+        ),
+        disk_dir="/srv/xen/",
+    )
+    (step,) = fg.xen_guests_disk_steps(guests, IMAGES, IMAGE_DIR)
+    assert step == {
+        "guest": "db1",
+        "path": "/dev/vg0/db1-root",
+        "backend": "lvm",
+        "size_mib": 8192,
+        "action": "clone",
+        "image": f"{IMAGE_DIR}/bookworm-0123456789ab/disk.img",
+        "marker": "/srv/xen/db1-root.copied",
+        "creates": "/srv/xen/db1-root.copied",
+    }
+
+
+def test_disk_step_of_an_hvm_guest_installing_from_an_iso_is_blank() -> None:
+    guests = planned(guest(name="win1", type="hvm", os={"iso": "/srv/iso/installer.iso"}))
+    assert fg.xen_guests_disk_steps(guests, {}, IMAGE_DIR) == [
+        {
+            "guest": "win1",
+            "path": "/var/lib/xen/images/win1-root.img",
+            "backend": "file",
+            "size_mib": 10240,
+            "action": "blank",
+            "image": None,
+            "marker": None,
+            "creates": "/var/lib/xen/images/win1-root.img",
+        }
+    ]
+
+
+def test_disk_step_of_a_qcow2_image_clones_its_raw_copy() -> None:
+    guests = planned(guest(os={"image": QCOW2_URL, "checksum": SHA}))
+    (step,) = fg.xen_guests_disk_steps(guests, {}, IMAGE_DIR + "/")
+    assert step["action"] == "clone"
+    assert re.fullmatch(
+        rf"{IMAGE_DIR}/downloads/[0-9a-f]{{12}}-debian-13-genericcloud-amd64\.qcow2\.raw",
+        step["image"],
+    ), step["image"]
+    # The same path the qemu-img convert task writes.
+    (source,) = fg.xen_guests_sources(guests, IMAGE_DIR)
+    assert step["image"] == source["raw"]
+    assert step["creates"] == step["path"] == "/var/lib/xen/images/web1-root.img"
+
+
+def test_disk_step_of_a_local_raw_image_clones_it_in_place() -> None:
+    guests = planned(guest(os={"image": "/srv/images/trixie.raw"}))
+    (step,) = fg.xen_guests_disk_steps(guests, {}, IMAGE_DIR)
+    assert (step["action"], step["image"]) == ("clone", "/srv/images/trixie.raw")
+
+
+def test_disk_steps_of_several_guests_keep_their_order() -> None:
+    guests = planned(
+        guest(),
+        guest(name="db1", os={"image": RAW_URL, "checksum": SHA}, interfaces=[{}]),
+    )
+    steps = fg.xen_guests_disk_steps(guests, IMAGES, IMAGE_DIR)
+    assert [(s["guest"], s["action"]) for s in steps] == [("web1", "clone"), ("db1", "clone")]
+    assert steps[1]["image"].startswith(f"{IMAGE_DIR}/downloads/")
+    assert steps[1]["image"].endswith("-debian-13-genericcloud-amd64.raw")
+
+
+# xen_guests_sources
+
+
+def test_sources_once_per_image_for_urls_and_local_paths() -> None:
+    guests = planned(
+        guest(name="a1", os={"image": QCOW2_URL, "checksum": SHA}, interfaces=[{}]),
+        guest(name="a2", os={"image": QCOW2_URL, "checksum": SHA}, interfaces=[{}]),
+        guest(name="b1", os={"image": "/srv/images/bookworm.raw"}, interfaces=[{}]),
+        guest(name="c1", os={"image": "/srv/images/Custom.QCOW2"}, interfaces=[{}]),
+        guest(name="r1", interfaces=[{}]),
+        guest(name="i1", type="hvm", os={"iso": "/srv/iso/x.iso"}, interfaces=[{}]),
+    )
+    remote, local, local_qcow2 = fg.xen_guests_sources(guests, IMAGE_DIR)
+    assert remote["location"] == remote["url"] == QCOW2_URL
+    assert remote["checksum"] == SHA
+    assert remote["qcow2"] is True
+    assert re.fullmatch(
+        rf"{IMAGE_DIR}/downloads/[0-9a-f]{{12}}-debian-13-genericcloud-amd64\.qcow2",
+        remote["fetched"],
+    ), remote["fetched"]
+    assert remote["raw"] == remote["fetched"] + ".raw"
+    assert local == {
+        "location": "/srv/images/bookworm.raw",
+        "url": None,
+        "checksum": None,
+        "fetched": "/srv/images/bookworm.raw",
+        "qcow2": False,
+        "raw": "/srv/images/bookworm.raw",
+    }
+    # A local qcow2 is read where it is; its raw copy goes with the downloads.
+    assert local_qcow2["url"] is None
+    assert local_qcow2["fetched"] == "/srv/images/Custom.QCOW2"
+    assert local_qcow2["qcow2"] is True
+    assert re.fullmatch(
+        rf"{IMAGE_DIR}/downloads/[0-9a-f]{{12}}-Custom\.QCOW2\.raw", local_qcow2["raw"]
+    ), local_qcow2["raw"]
+
+
+def test_sources_of_two_urls_with_one_file_name_do_not_collide() -> None:
+    other = QCOW2_URL.replace("/trixie/latest/", "/trixie/20250101-1/")
+    guests = planned(
+        guest(os={"image": QCOW2_URL, "checksum": SHA}),
+        guest(name="db1", os={"image": other, "checksum": SHA}, interfaces=[{}]),
+    )
+    first, second = fg.xen_guests_sources(guests, IMAGE_DIR)
+    assert (first["url"], second["url"]) == (QCOW2_URL, other)
+    assert first["fetched"] != second["fetched"]
+    assert first["raw"] != second["raw"]
+
+
+def test_sources_plain_raw_url_is_used_as_downloaded() -> None:
+    guests = planned(guest(os={"image": RAW_URL, "checksum": SHA}))
+    (source,) = fg.xen_guests_sources(guests, IMAGE_DIR)
+    assert source["qcow2"] is False
+    assert source["raw"] == source["fetched"]
+    assert source["fetched"].startswith(f"{IMAGE_DIR}/downloads/")
+
+
+def test_sources_of_release_guests_only_are_none() -> None:
+    assert fg.xen_guests_sources(planned(guest()), IMAGE_DIR) == []
+
+
+# xen_guests_domains
+
+
+def test_domains_restart_only_the_guests_whose_config_changed() -> None:
+    guests = planned(
+        guest(),
+        guest(name="db1", state="stopped", interfaces=[{}]),
+        guest(name="old1", state="absent", interfaces=[]),
+        config_dir="/etc/xen/",
+    )
+    assert fg.xen_guests_domains(guests, ["db1", "ghost"]) == [
+        {"name": "web1", "config": "/etc/xen/web1.cfg", "state": "running", "restart": False},
+        {"name": "db1", "config": "/etc/xen/db1.cfg", "state": "stopped", "restart": True},
+        {"name": "old1", "config": "/etc/xen/old1.cfg", "state": "absent", "restart": False},
+    ]
+    assert [d["restart"] for d in fg.xen_guests_domains(guests, [])] == [False, False, False]
+
+
+# xen_guests_fact
+
+
+def test_fact_of_a_guest_with_a_static_address() -> None:
+    (web1,) = planned(
+        guest(
+            memory="1G",
+            vcpus=2,
+            interfaces=[
+                {
+                    "ipv4": {"address": "192.0.2.10/24", "gateway": "192.0.2.1"},
+                    "ipv6": {"address": "2001:db8::10/64"},
+                },
+                {"bridge": "xenbr1"},
+            ],
+            disks=[{"size": "10G"}, {"size": "20G", "backend": "lvm", "vg": "vg0"}],
+        )
+    )
+    assert fg.xen_guests_fact(web1) == {
+        "name": "web1",
+        "type": "pvh",
+        "state": "running",
+        "memory_mib": 1024,
+        "vcpus": 2,
+        "bridge": "xenbr0",
+        "mac": gp.stable_mac("web1", 0),
+        "ipv4": "192.0.2.10",
+        "ipv6": "2001:db8::10",
+        "dhcp": False,
+        "config": "/etc/xen/web1.cfg",
+        "disks": ["/var/lib/xen/images/web1-root.img", "/dev/vg0/web1-disk1"],
+    }
+
+
+@pytest.mark.parametrize("iface", [{}, {"ipv4": "dhcp"}, {"ipv4": "dhcp", "ipv6": "dhcp"}])
+def test_fact_of_a_dhcp_guest(iface: dict[str, Any]) -> None:
+    (g,) = planned(guest(interfaces=[iface]))
+    fact = fg.xen_guests_fact(g)
+    assert (fact["ipv4"], fact["ipv6"], fact["dhcp"]) == (None, None, True)
+
+
+def test_fact_of_a_guest_without_interfaces_or_ipv4() -> None:
+    (g,) = planned(guest(interfaces=[]))
+    fact = fg.xen_guests_fact(g)
+    assert (fact["bridge"], fact["mac"], fact["ipv4"], fact["dhcp"]) == (None, None, None, False)
+    (g,) = planned(guest(interfaces=[{"ipv6": {"address": "2001:db8::10/64"}}]))
+    fact = fg.xen_guests_fact(g)
+    assert (fact["ipv4"], fact["ipv6"], fact["dhcp"]) == (None, "2001:db8::10", False)
+
+
+def test_the_filter_module_offers_every_filter() -> None:
+    assert fg.FilterModule().filters() == {
+        "xen_guests_host": fg.xen_guests_host,
+        "xen_guests_plan": fg.xen_guests_plan,
+        "xen_guests_sources": fg.xen_guests_sources,
+        "xen_guests_disk_steps": fg.xen_guests_disk_steps,
+        "xen_guests_domains": fg.xen_guests_domains,
+        "xen_guests_fact": fg.xen_guests_fact,
+    }
