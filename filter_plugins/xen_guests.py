@@ -14,6 +14,7 @@ _REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 if _REPO_ROOT not in sys.path:
     sys.path.append(_REPO_ROOT)
 
+from module_utils.xen_guests_inventory import guest_fact as xen_guests_fact  # noqa: E402
 from module_utils.xen_guests_plan import plan_guests, validate_guests  # noqa: E402
 from module_utils.xen_xl import parse_xl_info, parse_xl_list  # noqa: E402
 
@@ -139,27 +140,6 @@ def xen_guests_domains(
         }
         for guest in guests
     ]
-
-
-def xen_guests_fact(guest: Mapping[str, Any]) -> dict[str, Any]:
-    """What later plays and the summary need to know of one guest."""
-    first = (guest.get("interfaces") or [{}])[0]
-    ipv4 = first.get("ipv4") or {}
-    ipv6 = first.get("ipv6") or {}
-    return {
-        "name": guest["name"],
-        "type": guest["type"],
-        "state": guest["state"],
-        "memory_mib": guest["memory_mib"],
-        "vcpus": guest["vcpus"],
-        "bridge": first.get("bridge"),
-        "mac": first.get("mac"),
-        "ipv4": None if ipv4.get("dhcp", True) else ipv4.get("address"),
-        "ipv6": None if ipv6.get("dhcp", True) else ipv6.get("address"),
-        "dhcp": bool(ipv4.get("dhcp")),
-        "config": guest["config_path"],
-        "disks": [disk["path"] for disk in guest["disks"]],
-    }
 
 
 class FilterModule:

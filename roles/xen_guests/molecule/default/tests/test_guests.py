@@ -33,7 +33,7 @@ def scenario_guests() -> list[dict[str, Any]]:
 
 
 def converge(guests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
-    return playbook(scenario_file("converge.yml"), "-e", json.dumps({"xen_guests_list": guests}))
+    return playbook(scenario_file("guests_only.yml"), "-e", json.dumps({"xen_guests_list": guests}))
 
 
 def domains(host: Any) -> dict[str, dict[str, Any]]:
@@ -71,6 +71,31 @@ def host_state(host: Any) -> str:
         "find %s -xdev -printf '%%p %%m %%s %%T@\\n' 2>/dev/null | sort", " ".join(WATCHED)
     )
     return files + "\n" + "\n".join(sorted(listed(host)))
+
+
+def test_the_vm_is_a_dom0_with_its_limits_and_xenbr0(host) -> None:  # noqa: ANN001
+    assert "control_d" in host.file("/proc/xen/capabilities").content_string
+    info = dict(
+        (key.strip(), value.strip())
+        for key, _, value in (
+            line.partition(":") for line in host.check_output("xl info").splitlines()
+        )
+    )
+    assert info["xen_major"] == "4" and info["xen_minor"] == "17"
+    assert "shadow" in info["virt_caps"].split()
+    dom0 = host.check_output("xl list 0").splitlines()[1].split()
+    assert abs(int(dom0[2]) - 1024) <= 32
+    links = {link["ifname"]: link for link in json.loads(host.check_output("ip -j link"))}
+    assert links["ens3"]["master"] == "xenbr0"
+    assert links["xenbr0"]["address"] == links["ens3"]["address"]
+
+
+def test_check_mode_on_the_converged_host_reports_no_changes(host) -> None:  # noqa: ANN001
+    del host
+    proc = playbook(scenario_file("converge.yml"), "--check", "--diff")
+    assert proc.returncode == 0
+    recap = re.search(r"ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", proc.stdout)
+    assert recap and recap[1] == "0", proc.stdout[-3000:]
 
 
 def test_guests_run_with_their_planned_type_size_and_mac(host) -> None:  # noqa: ANN001
@@ -198,7 +223,7 @@ def test_an_interrupted_run_converges_without_duplicates_or_orphans(host) -> Non
     env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
     cmd = [
         "ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-        str(scenario_file("converge.yml")), "-e", json.dumps({"xen_guests_list": guests}),
+        str(scenario_file("guests_only.yml")), "-e", json.dumps({"xen_guests_list": guests}),
     ]  # fmt: skip
     started = time.monotonic()
     run = subprocess.Popen(

@@ -1,0 +1,677 @@
+"""Guests as inventory hosts: module_utils/xen_guests_inventory.py, the filters of
+filter_plugins/xen_guests_inventory.py, the inventory plugin inventory_plugins/xen_guests.py
+(through ansible-inventory) and the add_host task of playbooks/guests.yml."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from filter_plugins import xen_guests as fg
+from filter_plugins import xen_guests_inventory as fi
+from module_utils import xen_guests_inventory as gi
+from module_utils import xen_guests_plan as gp
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SSH = shutil.which("ssh")
+
+# The lab dom0 as the harness writes it into inventory/lab/hosts.yml.
+LAB_KEY = "/home/admin/.cache/xen-lab/ssh/id_ed25519"
+LAB_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+LAB_DOM0 = {
+    "ansible_host": "127.0.0.1",
+    "ansible_port": 58543,
+    "ansible_user": "root",
+    "ansible_ssh_private_key_file": LAB_KEY,
+    "ansible_ssh_common_args": LAB_ARGS,
+}
+LAB_JUMP = (
+    '-o ProxyCommand="ssh -W %h:%p -q -p 58543 -i /home/admin/.cache/xen-lab/ssh/id_ed25519'
+    " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+    ' root@127.0.0.1"'
+)
+PLAIN_JUMP = '-o ProxyCommand="ssh -W %h:%p -q -o StrictHostKeyChecking=accept-new root@192.0.2.10"'
+
+
+def fact(name: str = "web1", **kw: Any) -> dict[str, Any]:
+    """A guest fact as the role's xen_guests_fact filter makes it."""
+    base: dict[str, Any] = {
+        "name": name,
+        "type": "pvh",
+        "state": "running",
+        "memory_mib": 512,
+        "vcpus": 1,
+        "bridge": "xenbr0",
+        "mac": "00:16:3e:00:00:01",
+        "ipv4": "192.0.2.21",
+        "ipv6": None,
+        "dhcp": False,
+        "config": f"/etc/xen/{name}.cfg",
+        "disks": [f"/var/lib/xen/images/{name}-root.img"],
+    }
+    base.update(kw)
+    return base
+
+
+def setting(name: str = "web1", address: str | None = "192.0.2.21/24", **kw: Any) -> dict:
+    """One entry of xen_guests_list as a user writes it."""
+    iface: dict[str, Any] = {"bridge": "xenbr0"}
+    if address:
+        iface["ipv4"] = {"address": address, "gateway": "192.0.2.1"}
+    base: dict[str, Any] = {
+        "name": name,
+        "type": "pv",
+        "memory": "1G",
+        "disks": [{"size": "10G"}],
+        "interfaces": [iface],
+        "os": {"release": "trixie"},
+    }
+    base.update(kw)
+    return base
+
+
+# --- the jump through the dom0 -------------------------------------------------------
+
+
+def test_jump_of_the_lab_dom0_uses_its_port_key_and_own_args() -> None:
+    assert gi.jump_args("lab", LAB_DOM0) == LAB_JUMP
+
+
+def test_jump_of_a_plain_dom0_accepts_a_new_host_key() -> None:
+    assert gi.jump_args("dom0-a.example.org", {"ansible_host": "192.0.2.10"}) == PLAIN_JUMP
+
+
+def test_jump_without_ansible_host_or_user_uses_the_inventory_name_and_root() -> None:
+    assert gi.proxy_command("dom0-a.example.org", {}) == (
+        "ssh -W %h:%p -q -o StrictHostKeyChecking=accept-new root@dom0-a.example.org"
+    )
+
+
+@pytest.mark.parametrize(
+    "own",
+    ["-o StrictHostKeyChecking=yes", "-oStrictHostKeyChecking=no", "-o stricthostkeychecking=no"],
+)
+def test_the_dom0s_own_host_key_policy_wins(own: str) -> None:
+    command = gi.proxy_command("d", {"ansible_ssh_common_args": own})
+    assert "accept-new" not in command
+    assert command.endswith(f"{own} root@d")
+
+
+def test_ansible_private_key_file_is_the_fallback_key() -> None:
+    command = gi.proxy_command("d", {"ansible_private_key_file": "/k/a"})
+    assert " -i /k/a " in command
+    both = {"ansible_private_key_file": "/k/a", "ansible_ssh_private_key_file": "/k/b"}
+    assert " -i /k/b " in gi.proxy_command("d", both)
+
+
+def test_a_key_with_spaces_quotes_and_percent_survives_every_layer() -> None:
+    key = "/tmp/my keys/id 50% \"q\" $HOME 'x'"
+    args = gi.jump_args("d", {"ansible_ssh_private_key_file": key, "ansible_user": "adm"})
+    # Ansible splits ansible_ssh_common_args with shlex ...
+    words = shlex.split(args)
+    assert words[0] == "-o"
+    assert len(words) == 2
+    assert words[1].startswith("ProxyCommand=")
+    command = words[1].removeprefix("ProxyCommand=")
+    # ... ssh turns %% into % and the dom0's shell splits the command.
+    assert shlex.split(command.replace("%%", "%")) == [
+        "ssh",
+        "-W",
+        "%h:%p",
+        "-q",
+        "-i",
+        key,
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "adm@d",
+    ]
+
+
+@pytest.mark.skipif(SSH is None, reason="needs the OpenSSH client")
+def test_real_ssh_runs_the_jump_command_with_the_intended_words(tmp_path: Path) -> None:
+    """OpenSSH runs the ProxyCommand; a stand-in `ssh` on PATH records its arguments."""
+    fake = tmp_path / "bin" / "ssh"
+    fake.parent.mkdir()
+    log = tmp_path / "argv.json"
+    fake.write_text(
+        f"#!{sys.executable}\nimport json, sys\njson.dump(sys.argv[1:], open({str(log)!r}, 'w'))\n"
+    )
+    fake.chmod(0o755)
+    dom0 = {
+        "ansible_host": "127.0.0.1",
+        "ansible_port": 2222,
+        "ansible_ssh_private_key_file": f"{tmp_path}/my key %d",
+        "ansible_ssh_common_args": "-o 'UserKnownHostsFile=/dev/null' -o ControlPath=/c/%r@%h",
+    }
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [str(SSH), "-F", "/dev/null", *shlex.split(gi.jump_args("lab", dom0))]
+    command += ["-o", "BatchMode=yes", "-p", "22", "root@10.0.2.50", "true"]
+    subprocess.run(command, env=env, capture_output=True, check=False, timeout=30)
+    assert json.loads(log.read_text()) == [
+        "-W",
+        "10.0.2.50:22",
+        "-q",
+        "-p",
+        "2222",
+        "-i",
+        f"{tmp_path}/my key %d",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "ControlPath=/c/%r@%h",
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "root@127.0.0.1",
+    ]
+
+
+# --- guest hosts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dom0", "group"),
+    [
+        ("dom0-a.example.org", "xen_guests_dom0_a_example_org"),
+        ("lab", "xen_guests_lab"),
+        ("Rack_2", "xen_guests_Rack_2"),
+        ("10.0.0.1", "xen_guests_10_0_0_1"),
+    ],
+)
+def test_the_dom0_group_name_keeps_only_word_characters(dom0: str, group: str) -> None:
+    assert gi.dom0_group(dom0) == group
+    assert gi.guest_hosts(dom0, {}, [fact()])[0]["groups"] == ["xen_guests", group]
+
+
+def test_a_running_guest_with_a_static_address_is_a_host_reached_through_the_dom0() -> None:
+    hosts = gi.guest_hosts("lab", LAB_DOM0, [fact("lab-pv1", type="pv", ipv4="10.0.2.50")])
+    assert hosts == [
+        {
+            "name": "lab-pv1",
+            "groups": ["xen_guests", "xen_guests_lab"],
+            "vars": {
+                "ansible_host": "10.0.2.50",
+                "ansible_user": "root",
+                "xen_guest_dom0": "lab",
+                "xen_guest_type": "pv",
+                "ansible_ssh_common_args": LAB_JUMP,
+                "ansible_ssh_private_key_file": LAB_KEY,
+            },
+        }
+    ]
+
+
+def test_stopped_absent_and_dhcp_guests_without_an_address_are_left_out() -> None:
+    guests = [
+        fact("up"),
+        fact("off", state="stopped", ipv4="192.0.2.22"),
+        fact("gone", state="absent", ipv4="192.0.2.23"),
+        fact("leased", ipv4=None, dhcp=True),
+    ]
+    assert [h["name"] for h in gi.guest_hosts("d", {}, guests)] == ["up"]
+
+
+def test_an_address_the_caller_filled_in_is_used_and_wins_over_ipv4() -> None:
+    guests = [fact("leased", ipv4=None, dhcp=True, address="10.0.2.15"), fact(address="10.9.9.9")]
+    hosts = gi.guest_hosts("d", {}, guests)
+    assert [(h["name"], h["vars"]["ansible_host"]) for h in hosts] == [
+        ("leased", "10.0.2.15"),
+        ("web1", "10.9.9.9"),
+    ]
+
+
+def test_the_login_user_is_xen_guests_user_not_the_dom0s_user() -> None:
+    dom0 = {"ansible_user": "admin", "xen_guests_user": "debian"}
+    host = gi.guest_hosts("d", dom0, [fact()])[0]
+    assert host["vars"]["ansible_user"] == "debian"
+    assert host["vars"]["ansible_ssh_common_args"].endswith(' admin@d"')
+    assert gi.guest_hosts("d", {"ansible_user": "admin"}, [fact()])[0]["vars"]["ansible_user"] == (
+        "root"
+    )
+
+
+def test_a_guest_never_takes_the_dom0s_name_or_another_host() -> None:
+    guests = [fact("d"), fact("db1"), fact("web1")]
+    assert [h["name"] for h in gi.guest_hosts("d", {}, guests, taken={"db1"})] == ["web1"]
+    assert gi.guest_host_warnings("d", {}, guests, taken={"db1"}) == [
+        gi.MSG_NAME_TAKEN.format(dom0="d", name="d"),
+        gi.MSG_NAME_TAKEN.format(dom0="d", name="db1"),
+    ]
+
+
+def test_a_dom0_that_is_itself_a_guest_is_never_a_jump_host() -> None:
+    nested = {"xen_guest_dom0": "outer", "ansible_ssh_common_args": PLAIN_JUMP}
+    assert gi.guest_hosts("inner", nested, [fact()]) == []
+    assert gi.guest_host_warnings("inner", nested, [fact()]) == [
+        gi.MSG_DOM0_IS_GUEST.format(dom0="inner", parent="outer")
+    ]
+
+
+def test_a_dom0_that_is_the_controller_needs_no_jump() -> None:
+    host = gi.guest_hosts("d", {"ansible_connection": "local"}, [fact()])[0]
+    assert host["vars"]["ansible_ssh_common_args"] == ""
+
+
+# --- guests from xen_guests_list -------------------------------------------------------
+
+
+def test_guests_from_settings_have_the_role_facts_shape() -> None:
+    settings = yaml.safe_load(
+        (ROOT / "inventory/sample/group_vars/xen_dom0s/guests.yml").read_text()
+    )["xen_guests_list"]
+    facts = gi.guests_from_settings(settings)
+    assert facts == [fg.xen_guests_fact(g) for g in gp.plan_guests(settings, {})]
+    web1, build1 = facts
+    assert (web1["name"], web1["ipv4"], web1["dhcp"], web1["type"]) == (
+        "web1",
+        "192.0.2.21",
+        False,
+        "pvh",
+    )
+    assert (build1["ipv4"], build1["dhcp"]) == (None, True)
+
+
+def test_guests_from_settings_uses_the_given_default_type() -> None:
+    entry = setting()
+    del entry["type"]
+    assert gi.guests_from_settings([entry])[0]["type"] == "pvh"
+    assert gi.guests_from_settings([entry], {"type": "pv"})[0]["type"] == "pv"
+
+
+def test_guests_from_settings_refuses_an_invalid_list() -> None:
+    with pytest.raises(ValueError, match="Guest web1: type 'xen'"):
+        gi.guests_from_settings([setting(type="xen")])
+
+
+def test_valid_guests_are_kept_when_others_are_invalid() -> None:
+    settings = [
+        setting("ok1", "192.0.2.21/24"),
+        setting("bad", "192.0.2.22/24", memory="lots"),
+        "not a guest",
+        setting("twin", "192.0.2.21/24"),
+        setting("ok2", "192.0.2.23/24"),
+    ]
+    facts, problems = gi.valid_guests_from_settings(settings)
+    assert [f["name"] for f in facts] == ["ok1", "ok2"]
+    assert problems == gp.validate_guests(settings, {})
+    assert any(p.startswith("Guest bad: memory") for p in problems)
+    assert any(p.startswith("Guest twin: ipv4 address 192.0.2.21") for p in problems)
+
+
+def test_valid_guests_of_a_valid_list_and_of_no_list() -> None:
+    facts, problems = gi.valid_guests_from_settings([setting()])
+    assert ([f["name"] for f in facts], problems) == (["web1"], [])
+    assert gi.valid_guests_from_settings("{{ guests }}") == (
+        [],
+        ["xen_guests_list must be a list of guests."],
+    )
+
+
+# --- the filters of playbooks/guests.yml ----------------------------------------------
+
+
+def test_the_filter_keeps_guests_off_hosts_that_are_not_guests() -> None:
+    hostvars = {
+        **LAB_DOM0,
+        "groups": {"all": ["lab", "db1", "web1"], "xen_guests": ["web1"]},
+    }
+    hosts = fi.xen_guests_inventory_hosts([fact("db1"), fact("web1")], "lab", hostvars)
+    # web1 came from the inventory plugin and is updated; db1 is someone else.
+    assert [h["name"] for h in hosts] == ["web1"]
+    assert hosts[0]["vars"]["ansible_ssh_common_args"] == LAB_JUMP
+    assert fi.xen_guests_inventory_hosts(None, "lab", hostvars) == []
+
+
+def test_the_batch_filter_adds_the_guests_of_every_dom0_once() -> None:
+    groups = {"all": ["a", "b", "c", "old"], "xen_guests": ["old"]}
+    hostvars = {
+        "a": {"groups": groups, "xen_guests_facts": [fact("w1"), fact("twin", ipv4="10.0.0.1")]},
+        "b": {
+            "groups": groups,
+            "ansible_host": "192.0.2.10",
+            "xen_guests_facts": [fact("twin", ipv4="10.0.0.2"), fact("old"), fact("w2")],
+        },
+        "c": {"groups": groups},
+        "old": {"xen_guest_dom0": "c"},
+    }
+    hosts = fi.xen_guests_inventory_batch(["a", "b", "c"], hostvars)
+    assert [(h["name"], h["vars"]["xen_guest_dom0"]) for h in hosts] == [
+        ("w1", "a"),
+        ("twin", "a"),
+        ("w2", "b"),
+    ]
+    assert hosts[2]["vars"]["ansible_ssh_common_args"] == PLAIN_JUMP
+
+
+# --- ansible-inventory and ansible-playbook ---------------------------------------------
+
+HOSTS_YML = f"""\
+---
+all:
+  children:
+    xen_dom0s:
+      hosts:
+        lab:
+          ansible_host: 127.0.0.1
+          ansible_port: 58543
+          ansible_user: root
+          ansible_ssh_private_key_file: {LAB_KEY}
+          ansible_ssh_common_args: {LAB_ARGS}
+    others:
+      hosts:
+        db1:
+          ansible_host: 192.0.2.99
+"""
+
+DOM0_A = """\
+        dom0-a.example.org:
+          ansible_host: 192.0.2.10
+    others:
+"""
+
+GUESTS_YML = """\
+---
+# A lookup that fails when templated: the plugin must not need it.
+xen_guests_ssh_authorized_keys:
+  - "{{ lookup('ansible.builtin.file', '/nonexistent/key.pub') }}"
+xen_guests_list:
+  - name: lab-pv1
+    type: pv
+    memory: 384M
+    disks: [{size: 3G}]
+    interfaces:
+      - ipv4: {address: 10.0.2.50/24, gateway: 10.0.2.2}
+    os: {release: trixie}
+  - name: leased1
+    type: pv
+    disks: [{size: 3G}]
+    os: {release: trixie}
+  - name: off1
+    type: pv
+    state: stopped
+    disks: [{size: 3G}]
+    interfaces:
+      - ipv4: {address: 10.0.2.51/24}
+    os: {release: trixie}
+"""
+
+LAB_PV1 = {
+    "ansible_host": "10.0.2.50",
+    "ansible_user": "root",
+    "xen_guest_dom0": "lab",
+    "xen_guest_type": "pv",
+    "ansible_ssh_common_args": LAB_JUMP,
+    # the key that reaches the dom0 reaches its guests
+    "ansible_ssh_private_key_file": LAB_KEY,
+}
+
+
+def inventory_dir(
+    tmp_path: Path, guests: str = GUESTS_YML, hosts: str = HOSTS_YML, plugin: str = ""
+) -> Path:
+    """An inventory directory like inventory/lab, the plugin's file sorting last."""
+    inv = tmp_path / "inventory"
+    (inv / "group_vars" / "xen_dom0s").mkdir(parents=True)
+    (inv / "host_vars").mkdir()
+    (inv / "hosts.yml").write_text(hosts)
+    (inv / "group_vars" / "xen_dom0s" / "guests.yml").write_text(guests)
+    (inv / "zz-guests.xen_guests.yml").write_text(f"---\n# guests\nplugin: xen_guests\n{plugin}")
+    return inv
+
+
+def run(tool: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "COLUMNS": "1000",
+    }
+    return subprocess.run(
+        [str(BIN / tool), *map(str, args)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def plain(value: Any) -> Any:
+    """ansible-inventory's JSON without its {"__ansible_unsafe": ...} wrappers."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def inventory_list(inv: Path) -> tuple[dict[str, Any], str]:
+    """The --list of an inventory directory, and its warnings on one line."""
+    proc = run("ansible-inventory", "-i", inv, "--list")
+    assert proc.returncode == 0, proc.stderr
+    return plain(json.loads(proc.stdout)), " ".join(proc.stderr.split())
+
+
+def hosts_of(data: dict[str, Any], group: str) -> list[str]:
+    return sorted(data.get(group, {}).get("hosts", []))
+
+
+def test_the_plugin_adds_the_running_guests_with_a_static_address(tmp_path: Path) -> None:
+    data, stderr = inventory_list(inventory_dir(tmp_path))
+    assert "WARNING" not in stderr
+    assert hosts_of(data, "xen_guests") == ["lab-pv1"]
+    assert hosts_of(data, "xen_guests_lab") == ["lab-pv1"]
+    assert data["_meta"]["hostvars"]["lab-pv1"] == LAB_PV1
+    assert not {"leased1", "off1"} & set(data["_meta"]["hostvars"])
+    assert data["_meta"]["hostvars"]["lab"]["ansible_host"] == "127.0.0.1"
+
+
+def test_the_plugin_reads_host_vars_and_extra_vars_of_the_dom0(tmp_path: Path) -> None:
+    # lab-pv1 sets no type: the dom0's xen_guests_default_type decides, as in the role.
+    inv = inventory_dir(tmp_path, guests=GUESTS_YML.replace("    type: pv\n", "", 1))
+    (inv / "host_vars" / "lab.yml").write_text(
+        "---\nxen_guests_user: debian\nxen_guests_default_type: hvm\n"
+    )
+    data, _ = inventory_list(inv)
+    assert data["_meta"]["hostvars"]["lab-pv1"]["ansible_user"] == "debian"
+    assert data["_meta"]["hostvars"]["lab-pv1"]["xen_guest_type"] == "hvm"
+    proc = run("ansible-inventory", "-i", inv, "--host", "lab-pv1", "-e", "xen_guests_user=adm")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ansible_user"] == "adm"
+
+
+def test_guests_never_take_over_dom0s_or_other_hosts(tmp_path: Path) -> None:
+    inv = inventory_dir(tmp_path, hosts=HOSTS_YML.replace("    others:\n", DOM0_A))
+    # dom0-a sorts first and gets the group's guests; lab's of the same name stay out.
+    (inv / "host_vars" / "lab.yml").write_text(
+        "---\nxen_guests_list:\n"
+        "  - {name: db1, disks: [{size: 3G}], os: {release: trixie},"
+        " interfaces: [{ipv4: {address: 10.0.2.60/24}}]}\n"
+        "  - {name: dom0-a-example, disks: [{size: 3G}], os: {release: trixie},"
+        " interfaces: [{ipv4: {address: 10.0.2.61/24}}]}\n"
+        "  - {name: lab-pv1, disks: [{size: 3G}], os: {release: trixie},"
+        " interfaces: [{ipv4: {address: 10.0.2.62/24}}]}\n"
+    )
+    data, stderr = inventory_list(inv)
+    assert hosts_of(data, "xen_guests") == ["dom0-a-example", "lab-pv1"]
+    assert hosts_of(data, "xen_guests_dom0_a_example_org") == ["lab-pv1"]
+    assert hosts_of(data, "xen_guests_lab") == ["dom0-a-example"]
+    assert data["_meta"]["hostvars"]["lab-pv1"]["ansible_ssh_common_args"] == PLAIN_JUMP
+    assert data["_meta"]["hostvars"]["db1"] == {"ansible_host": "192.0.2.99"}
+    assert "dom0 lab: guest db1 is not added to the inventory" in stderr
+    assert "dom0 lab: guest lab-pv1 is not added to the inventory" in stderr
+
+
+@pytest.mark.parametrize(
+    ("guests", "problem"),
+    [
+        (
+            GUESTS_YML.replace("    memory: 384M\n", "    memory: lots\n"),
+            "- Guest lab-pv1: memory: Invalid size 'lots'",
+        ),
+        ("---\nxen_guests_list: {name: lab-pv1}\n", "- xen_guests_list must be a list of guests."),
+    ],
+)
+def test_invalid_guest_settings_warn_and_leave_the_inventory_standing(
+    tmp_path: Path, guests: str, problem: str
+) -> None:
+    data, stderr = inventory_list(inventory_dir(tmp_path, guests=guests))
+    assert "[WARNING]: xen_guests inventory, dom0 lab: guests with invalid settings" in stderr
+    assert problem in stderr
+    assert "xen_guests" not in data
+    assert hosts_of(data, "xen_dom0s") == ["lab"]
+
+
+def test_one_invalid_guest_does_not_hide_the_others(tmp_path: Path) -> None:
+    bad = "  - {name: bad1, type: xen, os: {release: trixie}}\n"
+    data, stderr = inventory_list(inventory_dir(tmp_path, guests=GUESTS_YML + bad))
+    assert (
+        "dom0 lab: guests with invalid settings are not added: - Guest bad1: type 'xen'" in stderr
+    )
+    assert data["_meta"]["hostvars"]["lab-pv1"] == LAB_PV1
+
+
+def test_a_jinja_guest_list_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    guests = "---\nxen_guests_list: \"{{ lookup('ansible.builtin.file', '/nonexistent') }}\"\n"
+    data, stderr = inventory_list(inventory_dir(tmp_path, guests=guests))
+    assert "dom0 lab: xen_guests_list is a Jinja template" in stderr
+    assert "xen_guests" not in data
+
+
+def test_templated_connection_variables_are_evaluated(tmp_path: Path) -> None:
+    hosts = HOSTS_YML.replace("ansible_port: 58543", 'ansible_port: "{{ 58000 + 543 }}"')
+    data, stderr = inventory_list(inventory_dir(tmp_path, hosts=hosts))
+    assert "WARNING" not in stderr
+    assert data["_meta"]["hostvars"]["lab-pv1"] == LAB_PV1
+
+
+def test_without_the_dom0_group_the_plugin_warns(tmp_path: Path) -> None:
+    inv = inventory_dir(tmp_path, plugin="dom0_group: hypervisors\n")
+    data, stderr = inventory_list(inv)
+    assert "no group hypervisors in the sources before it" in stderr
+    assert "xen_guests" not in data
+
+
+def test_keyed_groups_apply_to_the_guests(tmp_path: Path) -> None:
+    plugin = "keyed_groups:\n  - prefix: xen_guest_type\n    key: xen_guest_type\n"
+    data, _ = inventory_list(inventory_dir(tmp_path, plugin=plugin))
+    assert hosts_of(data, "xen_guest_type_pv") == ["lab-pv1"]
+
+
+def test_the_plugin_reads_only_files_named_for_it(tmp_path: Path) -> None:
+    from inventory_plugins.xen_guests import InventoryModule
+
+    for name, wanted in [
+        ("zz-guests.xen_guests.yml", True),
+        ("xen_guests.yaml", True),
+        ("guests.yml", False),
+        ("xen_guests.yml.bak", False),
+    ]:
+        path = tmp_path / name
+        path.write_text("plugin: xen_guests\n")
+        assert InventoryModule().verify_file(str(path)) is wanted, name
+    assert InventoryModule().verify_file(str(tmp_path / "missing.xen_guests.yml")) is False
+
+
+def test_the_sample_and_lab_inventories_have_a_plugin_file_that_sorts_last() -> None:
+    for inv in ("inventory/sample", "inventory/lab"):
+        source = ROOT / inv / "zz-guests.xen_guests.yml"
+        assert yaml.safe_load(source.read_text()) == {"plugin": "xen_guests"}
+        assert sorted(p.name for p in source.parent.iterdir() if p.is_file())[-1] == source.name
+
+
+def test_the_sample_inventory_lists_web1_but_not_the_dhcp_guest() -> None:
+    data, stderr = inventory_list(ROOT / "inventory" / "sample")
+    assert "WARNING" not in stderr
+    assert hosts_of(data, "xen_guests_dom0_a_example_org") == ["web1"]
+    assert data["_meta"]["hostvars"]["web1"]["ansible_host"] == "192.0.2.21"
+    assert data["_meta"]["hostvars"]["web1"]["ansible_ssh_common_args"] == PLAIN_JUMP
+    assert "build1" not in data["_meta"]["hostvars"]
+
+
+def test_ansible_doc_documents_the_plugin() -> None:
+    proc = run("ansible-doc", "-t", "inventory", "xen_guests")
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "static IPv4 address are listed" in text
+    assert "DHCP are not" in text
+    assert "dom0_group" in text
+
+
+def test_the_guests_playbook_adds_the_guests_of_every_dom0_of_the_batch(tmp_path: Path) -> None:
+    """The add_host task of playbooks/guests.yml, without the role, on made-up facts."""
+    play = yaml.safe_load((ROOT / "playbooks" / "guests.yml").read_text())[0]
+    tasks = play["post_tasks"]
+    assert [t for t in tasks if "ansible.builtin.add_host" in t]
+    inv = tmp_path / "inventory"
+    (inv / "host_vars").mkdir(parents=True)
+    (inv / "hosts.yml").write_text(HOSTS_YML.replace("    others:\n", DOM0_A))
+    for dom0, guests in {
+        "lab": [fact("lab-pv1", type="pv", ipv4="10.0.2.50"), fact("db1", ipv4="10.0.2.9")],
+        "dom0-a.example.org": [fact(), fact("build1", ipv4=None, dhcp=True)],
+    }.items():
+        (inv / "host_vars" / f"{dom0}.yml").write_text(yaml.safe_dump({"xen_guests_facts": guests}))
+    out = tmp_path / "guests.json"
+    show = {
+        "name": "The guests are in the inventory",
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Their groups and variables are written down",
+                "ansible.builtin.copy": {
+                    "dest": str(out),
+                    "mode": "0600",
+                    "content": "{{ dict(groups['xen_guests'] | zip(groups['xen_guests']"
+                    " | map('extract', hostvars) | map('dict2items')"
+                    " | map('selectattr', 'key', 'in', ['group_names', 'ansible_host',"
+                    " 'ansible_user', 'ansible_ssh_common_args', 'xen_guest_dom0',"
+                    " 'xen_guest_type', 'ansible_ssh_private_key_file']) | map('items2dict')))"
+                    " | to_json }}",
+                },
+            }
+        ],
+    }
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Guests are added",
+                    "hosts": "xen_dom0s",
+                    "gather_facts": False,
+                    "tasks": tasks,
+                },
+                show,
+            ]
+        )
+    )
+    proc = run("ansible-playbook", "-i", inv, playbook)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "guest db1 is not added" in " ".join(proc.stderr.split())
+    guests = json.loads(out.read_text())
+    assert guests == {
+        "web1": {
+            "group_names": ["xen_guests", "xen_guests_dom0_a_example_org"],
+            "ansible_host": "192.0.2.21",
+            "ansible_user": "root",
+            "ansible_ssh_common_args": PLAIN_JUMP,
+            "xen_guest_dom0": "dom0-a.example.org",
+            "xen_guest_type": "pvh",
+        },
+        "lab-pv1": {"group_names": ["xen_guests", "xen_guests_lab"], **LAB_PV1},
+    }
