@@ -198,14 +198,7 @@ def test_a_running_guest_with_a_static_address_is_a_host_reached_through_the_dom
         {
             "name": "lab-pv1",
             "groups": ["xen_guests", "xen_guests_lab"],
-            "vars": {
-                "ansible_host": "10.0.2.50",
-                "ansible_user": "root",
-                "xen_guest_dom0": "lab",
-                "xen_guest_type": "pv",
-                "ansible_ssh_common_args": LAB_JUMP,
-                "ansible_ssh_private_key_file": LAB_KEY,
-            },
+            "vars": LAB_PV1,
         }
     ]
 
