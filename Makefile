@@ -21,13 +21,14 @@ XEN_LAB := $(CURDIR)/$(VENV)/bin/python $(CURDIR)/tests/xen-lab
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup host-packages lab lab-destroy lab-ssh test lint unit integration \
-        molecule molecule-all docs docs-check
+        molecule molecule-all docs docs-check bench
 
 help:
 	@echo "make lab        boot a local QEMU VM (LAB_RELEASE=$(LAB_RELEASE)) and run site.yml against it"
 	@echo "make test       lint, unit tests, harness tests and every role's Molecule scenarios in VMs"
 	@echo "make setup      create $(VENV) and install the host packages the lab needs"
 	@echo "make molecule ROLE=<role>   one role's Molecule scenarios"
+	@echo "make bench      time guest provisioning (role vs xen-create-image); writes tests/bench/RESULTS.md"
 	@echo "make lab-destroy / make lab-ssh / make docs"
 
 setup: $(STAMP) host-packages
@@ -51,6 +52,11 @@ lab-destroy: $(STAMP)
 
 lab-ssh: $(STAMP)
 	$(XEN_LAB) ssh --name lab
+
+# Not part of `make test`: it prints numbers, takes over an hour under emulation and
+# uses the one VM slot (see tests/bench/RESULTS.md).
+bench: setup
+	$(XEN_LAB) run -- $(CURDIR)/$(VENV)/bin/python tests/bench/guests.py
 
 test: setup lint unit integration molecule-all
 	@echo "make test: all passed"

@@ -142,6 +142,57 @@ def xen_guests_domains(
     ]
 
 
+SEED_FILES = ("user-data", "meta-data", "network-config")
+
+
+def xen_guests_files(
+    guests: list[Mapping[str, Any]],
+    rendered: Mapping[str, Mapping[str, str]],
+    images: Mapping[str, str],
+) -> dict[str, list[dict[str, Any]]]:
+    """The xen_guests_files module's steps for the guests that stay.
+
+    RENDERED holds each guest's rendered templates by name: ``config`` and the
+    cloud-init seed files. user-data goes to ``secret_files``: a user's own
+    template may put secrets there.
+    """
+    seeds = [guest for guest in guests if guest["cloud_init"]]
+    direct = [guest for guest in guests if guest["direct_boot"]]
+    autostart = [g for g in guests if g["autostart"] and g["state"] == "running"]
+
+    def seed_files(names: tuple[str, ...]) -> list[dict[str, Any]]:
+        return [
+            {"path": g["seed_files"][n], "content": rendered[g["name"]][n], "mode": "0600"}
+            for g in seeds
+            for n in names
+        ]
+
+    return {
+        "kernels": [
+            {
+                "src": f"{images[g['os']['release']]}/{name}",
+                "dest": f"{g['boot_dir']}/{name}",
+                "mode": "0600",
+            }
+            for g in direct
+            for name in ("vmlinuz", "initrd.img")
+        ],
+        "seed_files": seed_files(SEED_FILES[1:]),
+        "secret_files": seed_files(SEED_FILES[:1]),
+        "configs": [
+            {
+                "path": g["config_path"],
+                "content": rendered[g["name"]]["config"],
+                "mode": "0644",
+                "validate": "xl -N create %s",
+            }
+            for g in guests
+        ],
+        "links": [{"src": g["config_path"], "dest": g["autostart_path"]} for g in autostart],
+        "unlinked": [g["autostart_path"] for g in guests if g not in autostart],
+    }
+
+
 class FilterModule:
     """xen_guests filters."""
 
@@ -153,4 +204,5 @@ class FilterModule:
             "xen_guests_disk_steps": xen_guests_disk_steps,
             "xen_guests_domains": xen_guests_domains,
             "xen_guests_fact": xen_guests_fact,
+            "xen_guests_files": xen_guests_files,
         }

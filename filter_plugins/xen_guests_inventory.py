@@ -34,7 +34,7 @@ def xen_guests_inventory_hosts(
     dom0_hostvars: Mapping[str, Any],
     taken: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """{"name", "groups", "vars"} of each running guest with an IPv4 address of one dom0.
+    """{"name", "groups", "vars"} of each running guest of one dom0 that has an address.
 
     ``guest_facts`` is the role's ``xen_guests_facts``, ``dom0_hostvars`` the dom0's
     ``hostvars`` entry (its connection variables, ``xen_guests_user`` and ``groups``).

@@ -42,9 +42,13 @@ description:
     connection variables. A C(xen_guests_list) that is a Jinja template is skipped with a
     warning; connection variables and C(xen_guests_user) that are templates are evaluated
     with the dom0's variables.
-  - Only running guests whose first interface has a static IPv4 address are listed. Guests
-    that take their address by DHCP are not, because the address is known only at run time, when
-    playbooks/guests.yml adds the guests the role reports.
+  - Running guests are listed at the static IPv4 address of their first interface, else at
+    its static IPv6 address, else - the guest takes its address by DHCP - at the IPv6
+    link-local address of the first NIC's stable MAC on the dom0's bridge (for example
+    C(fe80::216:3eff:fe12:3456%xenbr0) for MAC C(00:16:3e:12:34:56) on C(xenbr0)), which
+    the jump through the dom0 reaches whatever address DHCP handed out; Debian guests
+    configure that address on every NIC as the link comes up. Stopped guests, and guests
+    without an interface, are not listed.
   - Guests whose settings are invalid, and guests named like a host the inventory already
     has, are left out with a warning that names the dom0; the rest of the inventory stands.
   - The plugin reads the hosts of the sources parsed before it. In an inventory directory,

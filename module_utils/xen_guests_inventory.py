@@ -2,7 +2,10 @@
 
 ``guest_hosts`` turns one dom0's guest facts (the ``xen_guests_fact`` shape the
 xen_guests role sets as ``xen_guests_facts``) into hosts for the inventory: each
-running guest with an IPv4 address, in the groups ``xen_guests`` and
+running guest, at its static address or, when it takes its address by DHCP, at
+the IPv6 link-local address its stable MAC gives it on the dom0's bridge (known
+before it boots, and reachable from the dom0 whatever DHCP hands out), in the
+groups ``xen_guests`` and
 ``xen_guests_<dom0>``, with an ``ansible_ssh_common_args`` ProxyCommand that jumps
 through the dom0 as Ansible itself connects to it. ``guests_from_settings`` makes
 the same facts from a raw ``xen_guests_list``, for the inventory plugin, which
@@ -62,7 +65,9 @@ def proxy_command(dom0_name: str, dom0_vars: Mapping[str, Any]) -> str:
     port = dom0_vars.get("ansible_port")
     key = dom0_vars.get("ansible_ssh_private_key_file") or dom0_vars.get("ansible_private_key_file")
     own = shlex.split(str(dom0_vars.get("ansible_ssh_common_args") or ""))
-    words = ["ssh", "-W", "%h:%p", "-q"]
+    # '[%h]:%p': brackets keep an IPv6 address (with its %bridge scope) apart from
+    # the port; the quotes keep the shell from reading the brackets as a glob.
+    words = ["ssh", "-W", "'[%h]:%p'", "-q"]
     if port not in (None, ""):
         words += ["-p", _ssh_word(port)]
     if key:
@@ -85,9 +90,21 @@ def jump_args(dom0_name: str, dom0_vars: Mapping[str, Any]) -> str:
 
 
 def _address(guest: Mapping[str, Any]) -> str | None:
-    # A DHCP guest's address is only known once it runs; the caller may fill it in.
     address = guest.get("address") or guest.get("ipv4")
     return str(address) if address else None
+
+
+def link_local(mac: str, bridge: str) -> str:
+    """The IPv6 link-local address (modified EUI-64) of MAC, scoped to the dom0's BRIDGE.
+
+    A Debian guest's kernel gives its NIC this address as soon as the link is up,
+    DHCP or not; the dom0 reaches it on the bridge the NIC is on.
+    """
+    octets = [int(part, 16) for part in mac.split(":")]
+    octets[0] ^= 0x02
+    eui = [*octets[:3], 0xFF, 0xFE, *octets[3:]]
+    groups = ":".join(f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2))
+    return f"fe80::{groups}%{bridge}"
 
 
 def _select(
@@ -118,7 +135,7 @@ def guest_hosts(
     guests: list[Mapping[str, Any]],
     taken: Collection[str] = (),
 ) -> list[dict[str, Any]]:
-    """The inventory hosts of a dom0's running guests that have an IPv4 address.
+    """The inventory hosts of a dom0's running guests, at their static or link-local address.
 
     ``guests`` are guest facts; a guest's ``address``, when set, wins over its static
     ``ipv4``. ``taken`` are host names a guest must not take over (the dom0's own name
@@ -171,6 +188,13 @@ def guest_fact(guest: Mapping[str, Any]) -> dict[str, Any]:
     first = (guest.get("interfaces") or [{}])[0]
     ipv4 = first.get("ipv4") or {}
     ipv6 = first.get("ipv6") or {}
+    static4 = None if ipv4.get("dhcp", True) else ipv4.get("address")
+    static6 = None if ipv6.get("dhcp", True) else ipv6.get("address")
+    local = (
+        link_local(first["mac"], first["bridge"])
+        if first.get("mac") and first.get("bridge")
+        else None
+    )
     return {
         "name": guest["name"],
         "type": guest["type"],
@@ -179,9 +203,12 @@ def guest_fact(guest: Mapping[str, Any]) -> dict[str, Any]:
         "vcpus": guest["vcpus"],
         "bridge": first.get("bridge"),
         "mac": first.get("mac"),
-        "ipv4": None if ipv4.get("dhcp", True) else ipv4.get("address"),
-        "ipv6": None if ipv6.get("dhcp", True) else ipv6.get("address"),
+        "ipv4": static4,
+        "ipv6": static6,
         "dhcp": bool(ipv4.get("dhcp")),
+        "link_local": local,
+        # Where the dom0 (and a jump through it) reaches the guest.
+        "address": static4 or static6 or local,
         "config": guest["config_path"],
         "disks": [disk["path"] for disk in guest["disks"]],
     }

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from module_utils import xen_domain_state as ds
+from module_utils import xen_guests_plan as gp
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parents[2]
@@ -19,6 +20,28 @@ def test_the_lab_dom0_alone_lists_no_guests() -> None:
     assert ds.parse_xl_list_long((DATA / "xl-list-l-trixie.json").read_text()) == {}
     assert ds.parse_run_states((DATA / "xl-list-trixie.txt").read_text()) == {}
     assert ds.parse_run_states((DATA / "xl-list-bookworm.txt").read_text()) == {}
+
+
+def test_the_pv_and_pvh_guests_of_the_bookworm_scenario() -> None:
+    # Captured with `xl list -l` and `xl list` on the xen_guests scenario's dom0.
+    domains = ds.current_domains(
+        (DATA / "xl-list-l-guests-bookworm.json").read_text(),
+        (DATA / "xl-list-guests-bookworm.txt").read_text(),
+    )
+    assert sorted(domains) == ["pv1", "pvh1"]
+    for name, gtype, domid in (("pv1", "pv", 1), ("pvh1", "pvh", 2)):
+        domain = domains[name]
+        assert (domain["domid"], domain["type"], domain["vcpus"]) == (domid, gtype, 1)
+        assert (domain["memory_mib"], domain["maxmem_mib"]) == (384, 384)
+        assert domain["kernel"] == f"/var/lib/xen/boot/{name}/vmlinuz"
+        assert domain["nics"] == [{"mac": gp.stable_mac(name, 0), "bridge": "xenbr0"}]
+        assert [d["path"] for d in domain["disks"]] == [
+            f"/var/lib/xen/images/{name}-root.img",
+            f"/var/lib/xen/seeds/{name}/seed.iso",
+        ]
+        assert [d["readwrite"] for d in domain["disks"]] == [True, False]
+        # `xl list` showed pv1 blocked (-b----) and pvh1 on a CPU (r-----).
+        assert domain["run_state"] == "running"
 
 
 def test_a_pv_and_a_pvh_guest() -> None:

@@ -374,6 +374,7 @@ def test_fact_of_a_guest_with_a_static_address() -> None:
             vcpus=2,
             interfaces=[
                 {
+                    "mac": "00:16:3e:12:34:56",
                     "ipv4": {"address": "192.0.2.10/24", "gateway": "192.0.2.1"},
                     "ipv6": {"address": "2001:db8::10/64"},
                 },
@@ -389,29 +390,49 @@ def test_fact_of_a_guest_with_a_static_address() -> None:
         "memory_mib": 1024,
         "vcpus": 2,
         "bridge": "xenbr0",
-        "mac": gp.stable_mac("web1", 0),
+        "mac": "00:16:3e:12:34:56",
         "ipv4": "192.0.2.10",
         "ipv6": "2001:db8::10",
         "dhcp": False,
+        # 00 -> 02 (the U/L bit), ff:fe in the middle, scoped to the bridge.
+        "link_local": "fe80::216:3eff:fe12:3456%xenbr0",
+        # The static IPv4 wins.
+        "address": "192.0.2.10",
         "config": "/etc/xen/web1.cfg",
         "disks": ["/var/lib/xen/images/web1-root.img", "/dev/vg0/web1-disk1"],
     }
 
 
 @pytest.mark.parametrize("iface", [{}, {"ipv4": "dhcp"}, {"ipv4": "dhcp", "ipv6": "dhcp"}])
-def test_fact_of_a_dhcp_guest(iface: dict[str, Any]) -> None:
-    (g,) = planned(guest(interfaces=[iface]))
+def test_fact_of_a_dhcp_guest_has_its_link_local_address(iface: dict[str, Any]) -> None:
+    # The U/L bit of 52 is set already: it flips to 50.
+    (g,) = planned(guest(interfaces=[{**iface, "bridge": "br0", "mac": "52:54:00:12:34:56"}]))
     fact = fg.xen_guests_fact(g)
     assert (fact["ipv4"], fact["ipv6"], fact["dhcp"]) == (None, None, True)
+    assert fact["link_local"] == fact["address"] == "fe80::5054:ff:fe12:3456%br0"
+
+
+def test_fact_of_a_dhcp_guest_with_its_stable_mac_on_the_default_bridge() -> None:
+    (g,) = planned(guest(interfaces=[{}]))
+    fact = fg.xen_guests_fact(g)
+    # stable_mac("web1", 0) is 00:16:3e:6e:1d:7e.
+    assert (fact["bridge"], fact["mac"]) == ("xenbr0", "00:16:3e:6e:1d:7e")
+    assert fact["link_local"] == fact["address"] == "fe80::216:3eff:fe6e:1d7e%xenbr0"
 
 
 def test_fact_of_a_guest_without_interfaces_or_ipv4() -> None:
     (g,) = planned(guest(interfaces=[]))
     fact = fg.xen_guests_fact(g)
     assert (fact["bridge"], fact["mac"], fact["ipv4"], fact["dhcp"]) == (None, None, None, False)
-    (g,) = planned(guest(interfaces=[{"ipv6": {"address": "2001:db8::10/64"}}]))
+    assert (fact["link_local"], fact["address"]) == (None, None)
+    (g,) = planned(
+        guest(interfaces=[{"mac": "00:16:3e:ab:cd:ef", "ipv6": {"address": "2001:db8::10/64"}}])
+    )
     fact = fg.xen_guests_fact(g)
     assert (fact["ipv4"], fact["ipv6"], fact["dhcp"]) == (None, "2001:db8::10", False)
+    # The static IPv6 is the address; the link-local one is there too.
+    assert fact["address"] == "2001:db8::10"
+    assert fact["link_local"] == "fe80::216:3eff:feab:cdef%xenbr0"
 
 
 def test_the_filter_module_offers_every_filter() -> None:
@@ -422,4 +443,45 @@ def test_the_filter_module_offers_every_filter() -> None:
         "xen_guests_disk_steps": fg.xen_guests_disk_steps,
         "xen_guests_domains": fg.xen_guests_domains,
         "xen_guests_fact": fg.xen_guests_fact,
+        "xen_guests_files": fg.xen_guests_files,
     }
+
+
+# xen_guests_files
+
+
+def test_files_of_a_pvh_guest_with_autostart_and_a_stopped_hvm_guest() -> None:
+    iso = {"iso": "/srv/iso/debian.iso"}
+    guests = planned(
+        guest(autostart=True),
+        guest(name="win1", type="hvm", state="stopped", os=iso, interfaces=[{}]),
+    )
+    rendered = {
+        "web1": {
+            "config": "name = 'web1'\n",
+            "user-data": "#cloud-config\n",
+            "meta-data": "instance-id: web1\n",
+            "network-config": "version: 2\n",
+        },
+        "win1": {"config": "name = 'win1'\n"},
+    }
+    files = fg.xen_guests_files(guests, rendered, IMAGES)
+    boot, image = "/var/lib/xen/boot/web1", IMAGES["trixie"]
+    assert files["kernels"] == [
+        {"src": f"{image}/vmlinuz", "dest": f"{boot}/vmlinuz", "mode": "0600"},
+        {"src": f"{image}/initrd.img", "dest": f"{boot}/initrd.img", "mode": "0600"},
+    ]
+    seeds = "/var/lib/xen/seeds/web1"
+    assert files["secret_files"] == [
+        {"path": f"{seeds}/user-data", "content": "#cloud-config\n", "mode": "0600"}
+    ]
+    assert files["seed_files"] == [
+        {"path": f"{seeds}/meta-data", "content": "instance-id: web1\n", "mode": "0600"},
+        {"path": f"{seeds}/network-config", "content": "version: 2\n", "mode": "0600"},
+    ]
+    assert [(c["path"], c["content"], c["validate"]) for c in files["configs"]] == [
+        ("/etc/xen/web1.cfg", "name = 'web1'\n", "xl -N create %s"),
+        ("/etc/xen/win1.cfg", "name = 'win1'\n", "xl -N create %s"),
+    ]
+    assert files["links"] == [{"src": "/etc/xen/web1.cfg", "dest": "/etc/xen/auto/web1.cfg"}]
+    assert files["unlinked"] == ["/etc/xen/auto/win1.cfg"]

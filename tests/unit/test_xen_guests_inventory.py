@@ -4,6 +4,7 @@ filter_plugins/xen_guests_inventory.py, the inventory plugin inventory_plugins/x
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shlex
@@ -36,11 +37,22 @@ LAB_DOM0 = {
     "ansible_ssh_common_args": LAB_ARGS,
 }
 LAB_JUMP = (
-    '-o ProxyCommand="ssh -W %h:%p -q -p 58543 -i /home/admin/.cache/xen-lab/ssh/id_ed25519'
+    "-o ProxyCommand=\"ssh -W '[%h]:%p' -q -p 58543 -i /home/admin/.cache/xen-lab/ssh/id_ed25519"
     " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
     ' root@127.0.0.1"'
 )
-PLAIN_JUMP = '-o ProxyCommand="ssh -W %h:%p -q -o StrictHostKeyChecking=accept-new root@192.0.2.10"'
+PLAIN_JUMP = (
+    "-o ProxyCommand=\"ssh -W '[%h]:%p' -q -o StrictHostKeyChecking=accept-new root@192.0.2.10\""
+)
+
+
+def eui64_link_local(mac: str, bridge: str) -> str:
+    """MAC's IPv6 link-local address (RFC 4291, appendix A), worked out apart from gi.link_local."""
+    value = int(mac.replace(":", ""), 16)
+    # ff:fe between the OUI and the rest, then the universal/local bit flipped.
+    interface_id = (value >> 24) << 40 | 0xFFFE << 24 | value & 0xFFFFFF
+    interface_id ^= 1 << 57
+    return f"{ipaddress.IPv6Address(0xFE80 << 112 | interface_id)}%{bridge}"
 
 
 def fact(name: str = "web1", **kw: Any) -> dict[str, Any]:
@@ -56,10 +68,13 @@ def fact(name: str = "web1", **kw: Any) -> dict[str, Any]:
         "ipv4": "192.0.2.21",
         "ipv6": None,
         "dhcp": False,
+        # 00:16:3e:00:00:01 with the U/L bit flipped and ff:fe in the middle.
+        "link_local": "fe80::216:3eff:fe00:1%xenbr0",
         "config": f"/etc/xen/{name}.cfg",
         "disks": [f"/var/lib/xen/images/{name}-root.img"],
     }
     base.update(kw)
+    base.setdefault("address", base["ipv4"] or base["ipv6"] or base["link_local"])
     return base
 
 
@@ -93,7 +108,7 @@ def test_jump_of_a_plain_dom0_accepts_a_new_host_key() -> None:
 
 def test_jump_without_ansible_host_or_user_uses_the_inventory_name_and_root() -> None:
     assert gi.proxy_command("dom0-a.example.org", {}) == (
-        "ssh -W %h:%p -q -o StrictHostKeyChecking=accept-new root@dom0-a.example.org"
+        "ssh -W '[%h]:%p' -q -o StrictHostKeyChecking=accept-new root@dom0-a.example.org"
     )
 
 
@@ -127,7 +142,7 @@ def test_a_key_with_spaces_quotes_and_percent_survives_every_layer() -> None:
     assert shlex.split(command.replace("%%", "%")) == [
         "ssh",
         "-W",
-        "%h:%p",
+        "[%h]:%p",
         "-q",
         "-i",
         key,
@@ -154,12 +169,23 @@ def test_real_ssh_runs_the_jump_command_with_the_intended_words(tmp_path: Path) 
         "ansible_ssh_common_args": "-o 'UserKnownHostsFile=/dev/null' -o ControlPath=/c/%r@%h",
     }
     env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
-    command = [str(SSH), "-F", "/dev/null", *shlex.split(gi.jump_args("lab", dom0))]
-    command += ["-o", "BatchMode=yes", "-p", "22", "root@10.0.2.50", "true"]
-    subprocess.run(command, env=env, capture_output=True, check=False, timeout=30)
-    assert json.loads(log.read_text()) == [
+
+    def jump_argv(guest: str) -> list[str]:
+        """The arguments the jump ssh gets when ssh connects to GUEST through the dom0."""
+        log.unlink(missing_ok=True)
+        command = [str(SSH), "-F", "/dev/null", *shlex.split(gi.jump_args("lab", dom0))]
+        command += ["-o", "BatchMode=yes", "-p", "22", f"root@{guest}", "true"]
+        subprocess.run(command, env=env, capture_output=True, check=False, timeout=30)
+        return json.loads(log.read_text())
+
+    # A DHCP guest's link-local address keeps its %bridge scope, apart from the port.
+    assert jump_argv("fe80::216:3eff:fe12:3456%xenbr0")[:2] == [
         "-W",
-        "10.0.2.50:22",
+        "[fe80::216:3eff:fe12:3456%xenbr0]:22",
+    ]
+    assert jump_argv("10.0.2.50") == [
+        "-W",
+        "[10.0.2.50]:22",
         "-q",
         "-p",
         "2222",
@@ -203,14 +229,43 @@ def test_a_running_guest_with_a_static_address_is_a_host_reached_through_the_dom
     ]
 
 
-def test_stopped_absent_and_dhcp_guests_without_an_address_are_left_out() -> None:
+def test_stopped_absent_and_addressless_guests_are_left_out_dhcp_guests_are_not() -> None:
     guests = [
         fact("up"),
         fact("off", state="stopped", ipv4="192.0.2.22"),
         fact("gone", state="absent", ipv4="192.0.2.23"),
         fact("leased", ipv4=None, dhcp=True),
+        # No interface: no MAC, so not even a link-local address.
+        fact("nonic", ipv4=None, bridge=None, mac=None, link_local=None),
     ]
-    assert [h["name"] for h in gi.guest_hosts("d", {}, guests)] == ["up"]
+    hosts = gi.guest_hosts("d", {}, guests)
+    assert [(h["name"], h["vars"]["ansible_host"]) for h in hosts] == [
+        ("up", "192.0.2.21"),
+        ("leased", "fe80::216:3eff:fe00:1%xenbr0"),
+    ]
+
+
+def test_a_dhcp_guest_is_a_host_at_its_link_local_address_reached_through_the_dom0() -> None:
+    leased = fact(
+        "leased1",
+        type="pv",
+        ipv4=None,
+        dhcp=True,
+        mac="00:16:3e:12:34:56",
+        link_local="fe80::216:3eff:fe12:3456%xenbr0",
+    )
+    assert gi.guest_hosts("lab", LAB_DOM0, [leased]) == [
+        {
+            "name": "leased1",
+            "groups": ["xen_guests", "xen_guests_lab"],
+            "vars": {**LAB_PV1, "ansible_host": "fe80::216:3eff:fe12:3456%xenbr0"},
+        }
+    ]
+
+
+def test_a_guest_with_only_a_static_ipv6_is_a_host_at_that_address() -> None:
+    (host,) = gi.guest_hosts("d", {}, [fact("v6", ipv4=None, ipv6="2001:db8::10")])
+    assert host["vars"]["ansible_host"] == "2001:db8::10"
 
 
 def test_an_address_the_caller_filled_in_is_used_and_wins_over_ipv4() -> None:
@@ -264,13 +319,45 @@ def test_guests_from_settings_have_the_role_facts_shape() -> None:
     facts = gi.guests_from_settings(settings)
     assert facts == [fg.xen_guests_fact(g) for g in gp.plan_guests(settings, {})]
     web1, build1 = facts
+    # The facts these tests make up have the same keys.
+    assert set(fact()) == set(web1)
     assert (web1["name"], web1["ipv4"], web1["dhcp"], web1["type"]) == (
         "web1",
         "192.0.2.21",
         False,
         "pvh",
     )
-    assert (build1["ipv4"], build1["dhcp"]) == (None, True)
+    assert web1["address"] == "192.0.2.21"
+    assert (build1["ipv4"], build1["ipv6"], build1["dhcp"]) == (None, None, True)
+    assert build1["mac"] == gp.stable_mac("build1", 0)
+    expected = eui64_link_local(build1["mac"], "xenbr0")
+    assert build1["link_local"] == build1["address"] == expected
+
+
+# --- the link-local address of a MAC ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mac", "bridge", "address"),
+    [
+        # 00 -> 02 (U/L bit set), ff:fe between 00:16:3e and 12:34:56.
+        ("00:16:3e:12:34:56", "xenbr0", "fe80::216:3eff:fe12:3456%xenbr0"),
+        # The U/L bit is set already (QEMU's 52:54:00): 52 -> 50.
+        ("52:54:00:12:34:56", "br0", "fe80::5054:ff:fe12:3456%br0"),
+        ("00:16:3e:ab:cd:ef", "br-lan", "fe80::216:3eff:feab:cdef%br-lan"),
+    ],
+)
+def test_link_local_is_the_modified_eui64_of_the_mac_scoped_to_the_bridge(
+    mac: str, bridge: str, address: str
+) -> None:
+    assert gi.link_local(mac, bridge) == address
+    assert eui64_link_local(mac, bridge) == address
+
+
+def test_link_local_of_the_stable_macs_agrees_with_rfc_4291() -> None:
+    macs = {gp.stable_mac(f"guest{n}", i) for n in range(50) for i in range(2)}
+    for mac in macs:
+        assert gi.link_local(mac, "xenbr0") == eui64_link_local(mac, "xenbr0"), mac
 
 
 def test_guests_from_settings_uses_the_given_default_type() -> None:
@@ -397,6 +484,7 @@ xen_guests_list:
     os: {release: trixie}
 """
 
+LEASED1_LINK_LOCAL = eui64_link_local(gp.stable_mac("leased1", 0), "xenbr0")
 LAB_PV1 = {
     "ansible_host": "10.0.2.50",
     "ansible_user": "root",
@@ -462,13 +550,15 @@ def hosts_of(data: dict[str, Any], group: str) -> list[str]:
     return sorted(data.get(group, {}).get("hosts", []))
 
 
-def test_the_plugin_adds_the_running_guests_with_a_static_address(tmp_path: Path) -> None:
+def test_the_plugin_adds_the_running_guests_static_and_dhcp(tmp_path: Path) -> None:
     data, stderr = inventory_list(inventory_dir(tmp_path))
     assert "WARNING" not in stderr
-    assert hosts_of(data, "xen_guests") == ["lab-pv1"]
-    assert hosts_of(data, "xen_guests_lab") == ["lab-pv1"]
+    assert hosts_of(data, "xen_guests") == ["lab-pv1", "leased1"]
+    assert hosts_of(data, "xen_guests_lab") == ["lab-pv1", "leased1"]
     assert data["_meta"]["hostvars"]["lab-pv1"] == LAB_PV1
-    assert not {"leased1", "off1"} & set(data["_meta"]["hostvars"])
+    # leased1 takes its address by DHCP: it is reached at its stable MAC's link-local address.
+    assert data["_meta"]["hostvars"]["leased1"] == {**LAB_PV1, "ansible_host": LEASED1_LINK_LOCAL}
+    assert "off1" not in data["_meta"]["hostvars"]
     assert data["_meta"]["hostvars"]["lab"]["ansible_host"] == "127.0.0.1"
 
 
@@ -499,8 +589,8 @@ def test_guests_never_take_over_dom0s_or_other_hosts(tmp_path: Path) -> None:
         " interfaces: [{ipv4: {address: 10.0.2.62/24}}]}\n"
     )
     data, stderr = inventory_list(inv)
-    assert hosts_of(data, "xen_guests") == ["dom0-a-example", "lab-pv1"]
-    assert hosts_of(data, "xen_guests_dom0_a_example_org") == ["lab-pv1"]
+    assert hosts_of(data, "xen_guests") == ["dom0-a-example", "lab-pv1", "leased1"]
+    assert hosts_of(data, "xen_guests_dom0_a_example_org") == ["lab-pv1", "leased1"]
     assert hosts_of(data, "xen_guests_lab") == ["dom0-a-example"]
     assert data["_meta"]["hostvars"]["lab-pv1"]["ansible_ssh_common_args"] == PLAIN_JUMP
     assert data["_meta"]["hostvars"]["db1"] == {"ansible_host": "192.0.2.99"}
@@ -509,22 +599,27 @@ def test_guests_never_take_over_dom0s_or_other_hosts(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("guests", "problem"),
+    ("guests", "problem", "listed"),
     [
         (
             GUESTS_YML.replace("    memory: 384M\n", "    memory: lots\n"),
             "- Guest lab-pv1: memory: Invalid size 'lots'",
+            ["leased1"],
         ),
-        ("---\nxen_guests_list: {name: lab-pv1}\n", "- xen_guests_list must be a list of guests."),
+        (
+            "---\nxen_guests_list: {name: lab-pv1}\n",
+            "- xen_guests_list must be a list of guests.",
+            [],
+        ),
     ],
 )
 def test_invalid_guest_settings_warn_and_leave_the_inventory_standing(
-    tmp_path: Path, guests: str, problem: str
+    tmp_path: Path, guests: str, problem: str, listed: list[str]
 ) -> None:
     data, stderr = inventory_list(inventory_dir(tmp_path, guests=guests))
     assert "[WARNING]: xen_guests inventory, dom0 lab: guests with invalid settings" in stderr
     assert problem in stderr
-    assert "xen_guests" not in data
+    assert hosts_of(data, "xen_guests") == listed
     assert hosts_of(data, "xen_dom0s") == ["lab"]
 
 
@@ -561,7 +656,7 @@ def test_without_the_dom0_group_the_plugin_warns(tmp_path: Path) -> None:
 def test_keyed_groups_apply_to_the_guests(tmp_path: Path) -> None:
     plugin = "keyed_groups:\n  - prefix: xen_guest_type\n    key: xen_guest_type\n"
     data, _ = inventory_list(inventory_dir(tmp_path, plugin=plugin))
-    assert hosts_of(data, "xen_guest_type_pv") == ["lab-pv1"]
+    assert hosts_of(data, "xen_guest_type_pv") == ["lab-pv1", "leased1"]
 
 
 def test_the_plugin_reads_only_files_named_for_it(tmp_path: Path) -> None:
@@ -586,21 +681,23 @@ def test_the_sample_and_lab_inventories_have_a_plugin_file_that_sorts_last() -> 
         assert sorted(p.name for p in source.parent.iterdir() if p.is_file())[-1] == source.name
 
 
-def test_the_sample_inventory_lists_web1_but_not_the_dhcp_guest() -> None:
+def test_the_sample_inventory_lists_web1_at_its_ipv4_and_dhcp_build1_at_its_link_local() -> None:
     data, stderr = inventory_list(ROOT / "inventory" / "sample")
     assert "WARNING" not in stderr
-    assert hosts_of(data, "xen_guests_dom0_a_example_org") == ["web1"]
-    assert data["_meta"]["hostvars"]["web1"]["ansible_host"] == "192.0.2.21"
-    assert data["_meta"]["hostvars"]["web1"]["ansible_ssh_common_args"] == PLAIN_JUMP
-    assert "build1" not in data["_meta"]["hostvars"]
+    assert hosts_of(data, "xen_guests_dom0_a_example_org") == ["build1", "web1"]
+    web1, build1 = (data["_meta"]["hostvars"][name] for name in ("web1", "build1"))
+    assert web1["ansible_host"] == "192.0.2.21"
+    assert build1["ansible_host"] == eui64_link_local(gp.stable_mac("build1", 0), "xenbr0")
+    assert web1["ansible_ssh_common_args"] == build1["ansible_ssh_common_args"] == PLAIN_JUMP
 
 
 def test_ansible_doc_documents_the_plugin() -> None:
     proc = run("ansible-doc", "-t", "inventory", "xen_guests")
     assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stdout.split())
-    assert "static IPv4 address are listed" in text
-    assert "DHCP are not" in text
+    assert "Running guests are listed at the static IPv4 address of their first interface" in text
+    assert "else at its static IPv6 address" in text
+    assert "by DHCP - at the IPv6 link-local address of the first NIC's stable MAC" in text
     assert "dom0_group" in text
 
 
@@ -614,7 +711,17 @@ def test_the_guests_playbook_adds_the_guests_of_every_dom0_of_the_batch(tmp_path
     (inv / "hosts.yml").write_text(HOSTS_YML.replace("    others:\n", DOM0_A))
     for dom0, guests in {
         "lab": [fact("lab-pv1", type="pv", ipv4="10.0.2.50"), fact("db1", ipv4="10.0.2.9")],
-        "dom0-a.example.org": [fact(), fact("build1", ipv4=None, dhcp=True)],
+        "dom0-a.example.org": [
+            fact(),
+            fact(
+                "build1",
+                type="pv",
+                ipv4=None,
+                dhcp=True,
+                mac="00:16:3e:12:34:56",
+                link_local="fe80::216:3eff:fe12:3456%xenbr0",
+            ),
+        ],
     }.items():
         (inv / "host_vars" / f"{dom0}.yml").write_text(yaml.safe_dump({"xen_guests_facts": guests}))
     out = tmp_path / "guests.json"
@@ -665,6 +772,14 @@ def test_the_guests_playbook_adds_the_guests_of_every_dom0_of_the_batch(tmp_path
             "ansible_ssh_common_args": PLAIN_JUMP,
             "xen_guest_dom0": "dom0-a.example.org",
             "xen_guest_type": "pvh",
+        },
+        "build1": {
+            "group_names": ["xen_guests", "xen_guests_dom0_a_example_org"],
+            "ansible_host": "fe80::216:3eff:fe12:3456%xenbr0",
+            "ansible_user": "root",
+            "ansible_ssh_common_args": PLAIN_JUMP,
+            "xen_guest_dom0": "dom0-a.example.org",
+            "xen_guest_type": "pv",
         },
         "lab-pv1": {"group_names": ["xen_guests", "xen_guests_lab"], **LAB_PV1},
     }

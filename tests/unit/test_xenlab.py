@@ -88,6 +88,20 @@ def test_qemu_command_second_nic_is_isolated() -> None:
     assert "hostfwd" not in netdevs[1]
 
 
+def test_qemu_command_data_disk_is_a_second_virtio_disk() -> None:
+    assert config.qemu_command(spec()).count("-drive") == 1
+    cmd = config.qemu_command(spec(data_disk=Path("/c/vms/t/data.qcow2")))
+    drives = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-drive"]
+    devices = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
+    assert drives == [
+        "file=/c/vms/t/disk.qcow2,format=qcow2,if=none,id=d0,cache=unsafe",
+        "file=/c/vms/t/data.qcow2,format=qcow2,if=none,id=d1,cache=unsafe",
+    ]
+    # the root disk's slot comes first, so the data disk is /dev/vdb
+    assert "virtio-blk-pci,drive=d0,addr=0x5" in devices
+    assert "virtio-blk-pci,drive=d1,addr=0x6" in devices
+
+
 @pytest.mark.parametrize(
     ("env", "kvm_boots", "expected"),
     [

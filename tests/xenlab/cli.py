@@ -43,6 +43,7 @@ def _boot(args: argparse.Namespace, cache: Path, owner: str | None) -> vm.VmStat
         owner,
         memory_mib=args.memory,
         second_nic=args.second_nic,
+        data_disk_gib=args.data_disk_gib,
     )
 
 
@@ -219,6 +220,13 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--release", default=config.DEFAULT_RELEASE, choices=config.RELEASES)
         sp.add_argument("--memory", type=int, default=3072, help="MiB of guest RAM")
         sp.add_argument("--second-nic", action="store_true", help="add a second, isolated NIC")
+        sp.add_argument(
+            "--data-disk-gib",
+            type=int,
+            default=0,
+            metavar="N",
+            help="add a blank sparse N GiB disk, /dev/vdb in the VM",
+        )
         sp.add_argument("--group", default="xen_dom0s", help="inventory group of the VM")
 
     sp = sub.add_parser("build", help="build or find the base image")

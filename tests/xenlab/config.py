@@ -146,6 +146,8 @@ class VmSpec:
     memory_mib: int = 3072
     cpus: int = 2
     second_nic: bool = False
+    # A blank qcow2 attached as the second virtio disk (/dev/vdb in the VM).
+    data_disk: Path | None = None
 
 
 def qemu_command(spec: VmSpec, qemu: str = "qemu-system-x86_64") -> list[str]:
@@ -168,6 +170,13 @@ def qemu_command(spec: VmSpec, qemu: str = "qemu-system-x86_64") -> list[str]:
         "-serial", f"file:{spec.serial_log}",
         "-drive", f"file={spec.disk},format=qcow2,if=none,id=d0,cache=unsafe",
         "-device", "virtio-blk-pci,drive=d0,addr=0x5",
+    ]  # fmt: skip
+    if spec.data_disk is not None:
+        cmd += [
+            "-drive", f"file={spec.data_disk},format=qcow2,if=none,id=d1,cache=unsafe",
+            "-device", "virtio-blk-pci,drive=d1,addr=0x6",
+        ]  # fmt: skip
+    cmd += [
         "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22",
         "-device", "virtio-net-pci,netdev=n0,addr=0x3",
     ]  # fmt: skip

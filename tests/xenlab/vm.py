@@ -217,9 +217,14 @@ def start(
     owner: str | None,
     memory_mib: int = 3072,
     second_nic: bool = False,
+    data_disk_gib: int = 0,
     ssh_timeout: float = 600,
 ) -> VmState:
-    """Boot a copy-on-write overlay of `base` and wait until SSH answers."""
+    """Boot a copy-on-write overlay of `base` and wait until SSH answers.
+
+    With data_disk_gib, a blank sparse qcow2 of that size in the VM's folder
+    is its second disk (/dev/vdb); like the overlay, it goes with `stop`.
+    """
     existing = load_state(cache, name)
     if existing is not None and running(existing):
         log(f"VM {name} is already running on port {existing.ssh_port}")
@@ -233,6 +238,12 @@ def start(
         ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(disk)],
         check=True,
     )
+    data_disk = vm_dir / "data.qcow2" if data_disk_gib > 0 else None
+    if data_disk is not None:
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", str(data_disk), f"{data_disk_gib}G"],
+            check=True,
+        )
     last_error = ""
     for _attempt in range(5):
         port = free_port()
@@ -246,6 +257,7 @@ def start(
             cpu=cpu,
             memory_mib=memory_mib,
             second_nic=second_nic,
+            data_disk=data_disk,
         )
         proc = subprocess.run(
             config.qemu_command(spec), capture_output=True, text=True, check=False

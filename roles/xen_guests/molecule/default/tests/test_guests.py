@@ -1,7 +1,9 @@
-"""xen_guests on a bookworm dom0: a PV and a PVH guest from the trixie golden
-image run, answer ping and SSH; invalid guest lists change nothing; an
-interrupted run converges without duplicates or orphans; then a guest is
-stopped, removed with its disk kept, and purged."""
+"""site.yml end to end on a bookworm VM: it is a dom0 with xenbr0, a PV guest
+with a static address and a PVH guest on DHCP (both from the trixie golden
+image) run, answer ping and SSH, and a play reaches them through the inventory;
+check mode changes nothing; invalid guest lists change nothing; an interrupted
+run converges without duplicates or orphans; then a guest is stopped, removed
+with its disk kept, and purged."""
 
 from __future__ import annotations
 
@@ -21,15 +23,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule
 from helpers import molecule_instance, playbook, record, scenario_file
 
 from module_utils import xen_guests_plan as gp
+from module_utils.xen_guests_inventory import link_local
 
-GUESTS = {"pv1": ("pv", "10.0.2.51"), "pvh1": ("pvh", "10.0.2.52")}
+# pvh1 takes its address by DHCP: the dom0 reaches it at its link-local address.
+GUESTS = {
+    "pv1": ("pv", "10.0.2.51"),
+    "pvh1": ("pvh", link_local(gp.stable_mac("pvh1", 0), "xenbr0")),
+}
 DISK_DIR = "/var/lib/xen/images"
+# The scenario's inventory: group_vars split by stage like inventory/sample.
+E2E_INVENTORY = Path(__file__).resolve().parents[5] / "tests" / "e2e" / "bookworm"
 WATCHED = ("/etc/xen", "/var/lib/xen", "/usr/local/sbin")
 
 
 def scenario_guests() -> list[dict[str, Any]]:
-    data = yaml.safe_load(scenario_file("vars/guests.yml").read_text())
-    return data["__xen_guests_scenario"]
+    data = yaml.safe_load(E2E_INVENTORY.joinpath("group_vars/xen_dom0s/guests.yml").read_text())
+    return data["xen_guests_list"]
 
 
 def converge(guests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
@@ -60,7 +69,7 @@ def on_guest(address: str, *command: str) -> subprocess.CompletedProcess[str]:
         "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR",
         "-i", vm["identity_file"],
     ]  # fmt: skip
-    jump = " ".join([*base, "-p", str(vm["port"]), "-W", "%h:%p", f"root@{vm['address']}"])
+    jump = " ".join([*base, "-p", str(vm["port"]), "-W", "'[%h]:%p'", f"root@{vm['address']}"])
     cmd = [*base, "-o", f"ProxyCommand={jump}", f"root@{address}", *command]
     return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
 
@@ -139,6 +148,35 @@ def test_guests_accept_ssh_with_the_injected_key_and_have_their_identity(host) -
     # one image, yet every guest has its own machine-id and SSH host key
     assert identities["pv1"][0] != identities["pvh1"][0]
     assert identities["pv1"][1] != identities["pvh1"][1]
+
+
+def test_the_dhcp_guest_took_its_address_from_the_dhcp_server(host) -> None:  # noqa: ANN001
+    del host
+    result = on_guest(GUESTS["pvh1"][1], "ip -j -4 addr show dev eth0")
+    assert result.returncode == 0, result.stderr
+    addresses = [a for link in json.loads(result.stdout) for a in link["addr_info"]]
+    assert [a["local"].rsplit(".", 1)[0] for a in addresses] == ["10.0.2"]
+    # not the dom0's lease, nor pv1's static address
+    assert addresses[0]["local"] not in ("10.0.2.15", "10.0.2.51")
+
+
+def test_a_play_reaches_the_guests_through_the_inventory_plugin(host) -> None:  # noqa: ANN001
+    del host
+    # converge ran the play once on the guests add_host gave it; this separate
+    # run gets them from the inventory files alone, and changes nothing.
+    proc = playbook(
+        scenario_file("followup.yml"),
+        "-i",
+        str(E2E_INVENTORY / "zz-guests.xen_guests.yml"),
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    for name in GUESTS:
+        line = rf"^{name}\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=0\s+failed=0"
+        recap = re.search(line, proc.stdout, re.MULTILINE)
+        assert recap and int(recap[1]) >= 3 and recap[2] == "0", proc.stdout[-3000:]
+    for name, (gtype, address) in GUESTS.items():
+        mark = on_guest(address, "cat /etc/xen-guest-followup").stdout.strip()
+        assert mark == f"configured as {name}, a {gtype} guest of guests-bookworm"
 
 
 def test_running_guests_start_with_the_dom0(host) -> None:  # noqa: ANN001
@@ -266,7 +304,7 @@ def test_invalid_guests_are_refused_and_nothing_changes(host, tmp_path: Path) ->
     assert len(cases) >= 20
     before = host_state(host)
     report = tmp_path / "bad-input.txt"
-    bad = [settings for settings, _ in cases.values()]
+    bad = [*scenario_guests(), *(settings for settings, _ in cases.values())]
     proc = playbook(
         scenario_file("bad_input.yml"),
         "-e",

@@ -1,0 +1,219 @@
+#!/usr/bin/python
+"""Ansible module xen_guests_files: a guest set's folders, files, copies and links in one run."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: xen_guests_files
+short_description: Bring many folders, files, copies and links to their wanted state at once
+description:
+  - Writes the files of a whole guest set (xl configs, cloud-init seed files,
+    scripts), makes their folders, copies kernels and sets links in one module
+    run, instead of one run per file. On a dom0 each module run starts Python
+    on the host, which is most of what a no-op run of a large guest set costs.
+  - Steps run in this order; the first that cannot be done fails the module
+    and names its path. Folders, files, copies, links, removals.
+  - A file is written to a temporary file beside its destination, validated
+    there when I(validate) is set, then renamed into place. A file that fails
+    validation is never written.
+  - Everything is owned by the user the module runs as (root on a dom0).
+version_added: "1.0.0"
+author:
+  - xen-lab maintainers
+options:
+  directories:
+    description: Folders that must exist, created with their parents.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Folder path.
+        type: path
+        required: true
+      mode:
+        description: Permissions, as an octal string.
+        type: str
+        required: true
+  files:
+    description: Files with their full content; their changes are shown with C(--diff).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: File path. Its folder must exist, or be listed in I(directories).
+        type: path
+        required: true
+      content:
+        description: The whole content.
+        type: str
+        required: true
+      mode:
+        description: Permissions, as an octal string.
+        type: str
+        required: true
+      validate:
+        description: Command that checks the new content before it is used; C(%s) is its path.
+        type: str
+  secret_files:
+    description:
+      - Like I(files), for content that may hold secrets (cloud-init user-data).
+      - Their content never appears in the module's output or in C(--diff).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: File path.
+        type: path
+        required: true
+      content:
+        description: The whole content.
+        type: str
+        required: true
+      mode:
+        description: Permissions, as an octal string.
+        type: str
+        required: true
+      validate:
+        description: Command that checks the new content before it is used; C(%s) is its path.
+        type: str
+  copies:
+    description:
+      - Files copied on the host, once. A destination that exists is kept even
+        when its source changed; only its permissions are set.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      src:
+        description: Source file on the host.
+        type: path
+        required: true
+      dest:
+        description: Destination file.
+        type: path
+        required: true
+      mode:
+        description: Permissions, as an octal string.
+        type: str
+        required: true
+  links:
+    description: Symbolic links; a link pointing elsewhere is replaced, any other file is an error.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      src:
+        description: What the link points to.
+        type: path
+        required: true
+      dest:
+        description: The link's path.
+        type: path
+        required: true
+  absent:
+    description: Paths that must not exist; folders are removed with their content.
+    type: list
+    elements: path
+    default: []
+  probe:
+    description: Paths whose existence is reported in RV(exists), read before anything changes.
+    type: list
+    elements: path
+    default: []
+notes:
+  - Supports check mode and diff mode. In check mode nothing is validated,
+    and a copy whose source does not exist yet is reported as a change.
+"""
+
+EXAMPLES = r"""
+- name: Guest configs and their folders are in place
+  xen_guests_files:
+    directories:
+      - path: /var/lib/xen/seed/web1
+        mode: "0700"
+    files:
+      - path: /etc/xen/web1.cfg
+        content: "{{ lookup('ansible.builtin.template', 'pv.cfg.j2') }}"
+        mode: "0644"
+        validate: xl -N create %s
+    links:
+      - src: /etc/xen/web1.cfg
+        dest: /etc/xen/auto/web1.cfg
+"""
+
+RETURN = r"""
+changed_paths:
+  description: Paths that were changed, or would be in check mode, in the order of the steps.
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/xen/web1.cfg]
+exists:
+  description: For each path of I(probe), whether it existed before the module changed anything.
+  returned: always
+  type: dict
+  sample: {/var/lib/xen/seed/web1.iso: true}
+"""
+
+# Ansible modules keep their imports below the documentation blocks.
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+try:
+    from ansible.module_utils import xen_files
+except ImportError:  # unit tests import this file directly
+    from module_utils import xen_files  # type: ignore[no-redef]
+
+
+def _entries(**options: dict[str, object]) -> dict[str, object]:
+    return {"type": "list", "elements": "dict", "default": [], "options": options}
+
+
+_REQUIRED_PATH = {"type": "path", "required": True}
+_REQUIRED_STR = {"type": "str", "required": True}
+_FILE = {
+    "path": _REQUIRED_PATH,
+    "content": _REQUIRED_STR,
+    "mode": _REQUIRED_STR,
+    "validate": {"type": "str"},
+}
+ARGUMENT_SPEC = {
+    "directories": _entries(path=_REQUIRED_PATH, mode=_REQUIRED_STR),
+    "files": _entries(**_FILE),
+    "secret_files": _entries(
+        **{**_FILE, "content": {"type": "str", "required": True, "no_log": True}}
+    ),
+    "copies": _entries(src=_REQUIRED_PATH, dest=_REQUIRED_PATH, mode=_REQUIRED_STR),
+    "links": _entries(src=_REQUIRED_PATH, dest=_REQUIRED_PATH),
+    "absent": {"type": "list", "elements": "path", "default": []},
+    "probe": {"type": "list", "elements": "path", "default": []},
+}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+
+    def run(argv: list[str]) -> tuple[int, str]:
+        rc, out, err = module.run_command(argv)
+        return rc, (out + err).strip()
+
+    steps = {name: module.params[name] for name in ARGUMENT_SPEC}
+    try:
+        result = xen_files.apply(**steps, check=module.check_mode, run=run)
+    except (ValueError, OSError) as exc:
+        module.fail_json(msg=str(exc))
+    output: dict[str, object] = {
+        "changed": bool(result.changed),
+        "changed_paths": result.changed,
+        "exists": result.exists,
+    }
+    if module._diff and result.diff:
+        output["diff"] = result.diff
+    module.exit_json(**output)
+
+
+if __name__ == "__main__":
+    main()
