@@ -12,6 +12,8 @@ description:
     destroys or restarts each listed domain so that its run state matches I(state).
   - Creates a domain with C(xl create <config>), never attaching a console; its
     standard input is C(/dev/null).
+  - A create whose device hotplug script ran out of libxl's time (a dom0 busy
+    booting other guests) is tried once more after 15 seconds.
   - Shuts a domain down gracefully with C(xl shutdown -F) (HVM guests without PV
     drivers get an ACPI power button press) and destroys it with C(xl destroy) when
     it is still running after I(shutdown_timeout) seconds.

@@ -37,6 +37,11 @@ _REMAINS = (SHUTDOWN_STATE, CRASHED, DYING)
 
 MSG_BAD_JSON = "xl list -l printed something that is not a JSON list of domains: {error}"
 MSG_XL_FAILED = "{command} failed with exit code {rc}: {stderr}"
+# libxl gives a device's hotplug script (block, vif) a fixed time; on a dom0
+# whose CPUs are busy booting other guests the script can run out of it.
+HOTPLUG_TIMEOUT = "because of timeout"
+# Seconds before the one retry of a create that ran out of hotplug time.
+HOTPLUG_RETRY_PAUSE = 15
 MSG_STILL_THERE = "Domain {name} is still listed {timeout} s after xl destroy."
 MSG_DUPLICATE = "domains lists {name} more than once."
 
@@ -333,5 +338,12 @@ def apply_action(
         _destroy(xl, name, run, timeout, sleep, clock)
     if action in (CREATE, RESTART, RECREATE):
         command = [xl, "create", result["config"]]
-        _check(command, run(command))
+        outcome = run(command)
+        if outcome[0] != 0 and HOTPLUG_TIMEOUT in outcome[2]:
+            # xl has destroyed the half-made domain; a busy dom0 gets one more try.
+            sleep(HOTPLUG_RETRY_PAUSE)
+            if _listed_state(xl, name, run) is not None:
+                _destroy(xl, name, run, timeout, sleep, clock)
+            outcome = run(command)
+        _check(command, outcome)
     return {**result, "forced": forced}

@@ -303,6 +303,55 @@ def test_a_failed_create_carries_xl_s_message() -> None:
         apply(xl, "web1", "create")
 
 
+# What xl printed when the fourth of four new guests was created on the busy
+# bench dom0 (bookworm, Xen 4.17).
+HOTPLUG_FAILURE = (
+    "Parsing config from /etc/xen/web1.cfg\n"
+    "libxl: error: libxl_aoutils.c:539:async_exec_timeout: killing execution of"
+    " /etc/xen/scripts/block add because of timeout\n"
+    "libxl: error: libxl_create.c:1672:domcreate_launch_dm: Domain 5:unable to add disk devices\n"
+)
+
+
+class BusyXl(FakeXl):
+    """A dom0 whose first `failures` creates run out of hotplug time."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__({})
+        self.failures = failures
+
+    def run(self, args: list[str]) -> tuple[int, str, str]:
+        if args[1] == "create" and self.failures:
+            self.commands.append(args)
+            self.failures -= 1
+            return 3, "", HOTPLUG_FAILURE
+        return super().run(args)
+
+
+def test_a_create_that_ran_out_of_hotplug_time_is_tried_once_more() -> None:
+    xl = BusyXl(failures=1)
+    apply(xl, "web1", "create")
+    creates = [c for c in xl.commands if c[1] == "create"]
+    assert creates == [["xl", "create", "/etc/xen/web1.cfg"]] * 2
+    assert xl.domains == {"web1": "-b----"}
+    assert xl.now == ds.HOTPLUG_RETRY_PAUSE
+
+
+def test_a_second_hotplug_timeout_fails_with_xl_s_message() -> None:
+    xl = BusyXl(failures=2)
+    with pytest.raises(RuntimeError, match="block add because of timeout"):
+        apply(xl, "web1", "create")
+    assert [c[1] for c in xl.commands].count("create") == 2
+    assert xl.domains == {}
+
+
+def test_other_create_failures_are_not_retried() -> None:
+    xl = FakeXl({"web1": "-b----"})
+    with pytest.raises(RuntimeError):
+        apply(xl, "web1", "create")
+    assert [c[1] for c in xl.commands].count("create") == 1
+
+
 def load_module() -> Any:
     spec = importlib.util.spec_from_file_location("xen_domain", ROOT / "library" / "xen_domain.py")
     assert spec and spec.loader
