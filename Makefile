@@ -43,7 +43,7 @@ host-packages:
 	@tools/host-packages.sh
 
 lab: setup
-	$(XEN_LAB) lab --release $(LAB_RELEASE) --inventory inventory/lab/hosts.yml -- \
+	$(XEN_LAB) lab --hap --release $(LAB_RELEASE) --inventory inventory/lab/hosts.yml -- \
 	  ansible-playbook -i inventory/lab site.yml
 
 lab-destroy: $(STAMP)

@@ -119,6 +119,20 @@ def test_choose_accel(
     assert config.choose_accel(env, kvm_boots) == expected
 
 
+@pytest.mark.parametrize(
+    ("env", "kvm_boots", "expected"),
+    [
+        ({}, False, ("tcg", "qemu64,+svm,+npt")),
+        ({}, True, ("kvm", "host")),
+        ({"XEN_LAB_CPU": "max,-smap,-smep"}, False, ("tcg", "max,-smap,-smep")),
+    ],
+)
+def test_choose_accel_with_hap(
+    env: dict[str, str], kvm_boots: bool | None, expected: tuple[str, str]
+) -> None:
+    assert config.choose_accel(env, kvm_boots, hap=True) == expected
+
+
 def test_choose_accel_rejects_unknown_accelerator() -> None:
     with pytest.raises(ValueError, match="XEN_LAB_ACCEL='hvf'"):
         config.choose_accel({"XEN_LAB_ACCEL": "hvf"}, None)

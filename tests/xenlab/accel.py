@@ -99,5 +99,5 @@ def kvm_boots(cache: Path, kernel: Path) -> bool:
     return ok
 
 
-def choose(cache: Path, kernel: Path) -> tuple[str, str]:
-    return config.choose_accel(dict(os.environ), kvm_boots(cache, kernel))
+def choose(cache: Path, kernel: Path, hap: bool = False) -> tuple[str, str]:
+    return config.choose_accel(dict(os.environ), kvm_boots(cache, kernel), hap)

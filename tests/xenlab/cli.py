@@ -31,7 +31,7 @@ OWNER_ENV = "XEN_LAB_OWNER"
 def _boot(args: argparse.Namespace, cache: Path, owner: str | None) -> vm.VmState:
     base = image.ensure(cache, args.release)
     key = vm.ssh_key(cache)
-    accel_name, cpu = accel.choose(cache, base.parent / "vmlinuz")
+    accel_name, cpu = accel.choose(cache, base.parent / "vmlinuz", args.hap)
     return vm.start(
         cache,
         args.name,
@@ -228,6 +228,11 @@ def parser() -> argparse.ArgumentParser:
             help="add a blank sparse N GiB disk, /dev/vdb in the VM",
         )
         sp.add_argument("--group", default="xen_dom0s", help="inventory group of the VM")
+        sp.add_argument(
+            "--hap",
+            action="store_true",
+            help=f"under TCG, CPU {config.TCG_CPU_HAP}: Xen gets nested paging (HAP)",
+        )
 
     sp = sub.add_parser("build", help="build or find the base image")
     sp.add_argument("--release", default=config.DEFAULT_RELEASE, choices=config.RELEASES)

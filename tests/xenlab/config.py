@@ -189,17 +189,25 @@ def qemu_command(spec: VmSpec, qemu: str = "qemu-system-x86_64") -> list[str]:
     return cmd
 
 
-def choose_accel(env: dict[str, str], kvm_boots: bool | None) -> tuple[str, str]:
+# TCG CPU models. Xen runs on the plain one, and Xen 4.17 (bookworm) gives
+# PVH and HVM guests shadow paging on it. Xen 4.20 (trixie) has no shadow
+# paging there; with nested paging (+npt) it uses HAP, so PVH guests run.
+TCG_CPU = "qemu64,+svm"
+TCG_CPU_HAP = "qemu64,+svm,+npt"
+
+
+def choose_accel(env: dict[str, str], kvm_boots: bool | None, hap: bool = False) -> tuple[str, str]:
     """Pick (accelerator, cpu model).
 
     XEN_LAB_ACCEL and XEN_LAB_CPU win. Otherwise KVM only when a 64-bit
     kernel was seen to boot under it (kvm_boots True), else TCG with the CPU
-    model that lets Xen run HVM guests.
+    model that lets Xen run HVM guests, with nested paging when ``hap``.
     """
     accel = env.get("XEN_LAB_ACCEL") or ("kvm" if kvm_boots else "tcg")
     if accel not in ("kvm", "tcg"):
         raise ValueError(f"XEN_LAB_ACCEL={accel!r} is not one of: kvm, tcg")
-    cpu = env.get("XEN_LAB_CPU") or ("host" if accel == "kvm" else "qemu64,+svm")
+    tcg_cpu = TCG_CPU_HAP if hap else TCG_CPU
+    cpu = env.get("XEN_LAB_CPU") or ("host" if accel == "kvm" else tcg_cpu)
     return accel, cpu
 
 
