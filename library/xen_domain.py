@@ -10,10 +10,14 @@ short_description: Bring Xen domains to the wanted run state with xl
 description:
   - Reads the host once with C(xl list -l) and C(xl list), then creates, shuts down,
     destroys or restarts each listed domain so that its run state matches I(state).
-  - Creates a domain with C(xl create <config>), never attaching a console; its
-    standard input is C(/dev/null).
-  - A create whose device hotplug script ran out of libxl's time (a dom0 busy
-    booting other guests) is tried once more after 15 seconds.
+  - Creates a domain with C(xl create -p <config>), never attaching a console; its
+    standard input is C(/dev/null). All domains the call starts are made paused and
+    unpaused together at the end, so that no guest boots while the hotplug scripts of
+    the next one run (on a slow dom0, libxl's hotplug timeout would kill them). Domains
+    already made are unpaused even when a later step fails.
+  - A create whose device hotplug script still ran out of libxl's time is tried once
+    more after 15 seconds.
+  - A paused domain that should run is unpaused.
   - Shuts a domain down gracefully with C(xl shutdown -F) (HVM guests without PV
     drivers get an ACPI power button press) and destroys it with C(xl destroy) when
     it is still running after I(shutdown_timeout) seconds.
@@ -108,7 +112,7 @@ domains:
         - C(create), C(shutdown) (graceful, then destroy after the timeout),
           C(destroy) (remains of a shut down, crashed or dying domain),
           C(restart) (shutdown then create), C(recreate) (destroy remains, then
-          create) or C(none).
+          create), C(unpause) (a paused domain that should run) or C(none).
       type: str
       sample: create
     changed:
@@ -210,15 +214,13 @@ def main() -> None:
     except ValueError as exc:
         module.fail_json(msg=str(exc))
 
-    done = []
-    for result in results:
-        if module.check_mode or not result["changed"]:
-            done.append({**result, "forced": False})
-            continue
+    if module.check_mode:
+        done = [{**result, "forced": False} for result in results]
+    else:
         try:
-            done.append(ds.apply_action(result, xl, run, module.params["shutdown_timeout"]))
-        except RuntimeError as exc:
-            module.fail_json(msg=f"Domain {result['name']}: {exc}", domains=done)
+            done = ds.apply_all(results, xl, run, module.params["shutdown_timeout"])
+        except ds.ApplyError as exc:
+            module.fail_json(msg=str(exc), domains=exc.done)
 
     module.exit_json(changed=any(r["changed"] for r in done), domains=done)
 

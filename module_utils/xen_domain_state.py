@@ -26,6 +26,10 @@ SHUTDOWN = "shutdown"
 DESTROY = "destroy"
 RESTART = "restart"
 RECREATE = "recreate"
+UNPAUSE = "unpause"
+# Actions after which the domain runs: new domains are made paused (xl create
+# -p) and all of them are unpaused together at the end (see apply_all).
+_STARTS = (CREATE, RESTART, RECREATE, UNPAUSE)
 # Run states from the flags of `xl list`.
 RUNNING = "running"
 PAUSED = "paused"
@@ -235,7 +239,13 @@ def plan_actions(
                 action = RECREATE
             else:
                 restart_needed = bool(diff) or bool(want.get("restart"))
-                action = RESTART if restart_needed and allow_restart else NONE
+                if restart_needed and allow_restart:
+                    action = RESTART
+                elif state == PAUSED:
+                    # Paused by hand, or made by a run that was killed before its unpause.
+                    action = UNPAUSE
+                else:
+                    action = NONE
         elif domain is None:
             action = NONE
         else:
@@ -324,20 +334,26 @@ def apply_action(
     timeout: int,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    paused: bool = False,
 ) -> dict[str, Any]:
     """Run one planned action; RuntimeError carries the failing command's message.
 
-    Returns the result with ``forced`` set: true when a shutdown ran out of time
-    and the domain was destroyed.
+    With ``paused``, a domain that is to run is left paused (``xl create -p``;
+    an unpause action does nothing): the caller unpauses it. Returns the result
+    with ``forced`` set: true when a shutdown ran out of time and the domain
+    was destroyed.
     """
     name, action = result["name"], result["action"]
     forced = False
     if action in (SHUTDOWN, RESTART):
+        if result.get("run_state") == PAUSED:
+            # A paused guest cannot hear the shutdown request.
+            _check([xl, "unpause", name], run([xl, "unpause", name]))
         forced = _shutdown(xl, name, run, timeout, sleep, clock)
     elif action in (DESTROY, RECREATE):
         _destroy(xl, name, run, timeout, sleep, clock)
     if action in (CREATE, RESTART, RECREATE):
-        command = [xl, "create", result["config"]]
+        command = [xl, "create", *(["-p"] if paused else []), result["config"]]
         outcome = run(command)
         if outcome[0] != 0 and HOTPLUG_TIMEOUT in outcome[2]:
             # xl has destroyed the half-made domain; a busy dom0 gets one more try.
@@ -346,4 +362,63 @@ def apply_action(
                 _destroy(xl, name, run, timeout, sleep, clock)
             outcome = run(command)
         _check(command, outcome)
+    elif action == UNPAUSE and not paused:
+        _check([xl, "unpause", name], run([xl, "unpause", name]))
     return {**result, "forced": forced}
+
+
+class ApplyError(RuntimeError):
+    """An action failed; ``done`` holds the results of the actions before it."""
+
+    def __init__(self, message: str, done: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.done = done
+
+
+def _unpause_all(xl: str, names: list[str], run: Runner) -> list[str]:
+    """Unpause each domain; the messages of the unpauses that failed."""
+    errors = []
+    for name in names:
+        command = [xl, "unpause", name]
+        rc, _, err = run(command)
+        if rc != 0:
+            errors.append(
+                f"Domain {name}: "
+                + MSG_XL_FAILED.format(command=" ".join(command), rc=rc, stderr=err.strip())
+            )
+    return errors
+
+
+def apply_all(
+    results: list[dict[str, Any]],
+    xl: str,
+    run: Runner,
+    timeout: int,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[dict[str, Any]]:
+    """Run every planned action, in order; ApplyError on the first failure.
+
+    Domains that are to run are created paused and unpaused together once all
+    are made. Their device hotplug scripts then run on a dom0 that no booting
+    guest competes with: on a slow host, guests booting while the next one is
+    made let libxl's hotplug timeout kill its block script. Domains already
+    made are unpaused even when a later action fails.
+    """
+    done: list[dict[str, Any]] = []
+    starting: list[str] = []
+    for result in results:
+        if not result["changed"]:
+            done.append({**result, "forced": False})
+            continue
+        try:
+            done.append(apply_action(result, xl, run, timeout, sleep, clock, paused=True))
+        except RuntimeError as exc:
+            errors = [f"Domain {result['name']}: {exc}", *_unpause_all(xl, starting, run)]
+            raise ApplyError("; ".join(errors), done) from exc
+        if result["action"] in _STARTS:
+            starting.append(result["name"])
+    errors = _unpause_all(xl, starting, run)
+    if errors:
+        raise ApplyError("; ".join(errors), done)
+    return done

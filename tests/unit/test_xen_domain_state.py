@@ -194,6 +194,15 @@ DECISIONS = [
     ("shut down remains are recreated", want("db1"), False, "recreate", False),
     ("stopped guest stays stopped", want("new1", "stopped"), False, "none", False),
     ("absent guest stays absent", want("new1", "absent"), False, "none", False),
+    ("paused guest is unpaused", want("paused1"), False, "unpause", False),
+    (
+        "paused guest with more memory wanted is unpaused, restart reported",
+        want("paused1", **(SIZES | {"memory_mib": 1536})),
+        False,
+        "unpause",
+        True,
+    ),
+    ("paused guest to stop is shut down", want("paused1", "stopped"), False, "shutdown", False),
     ("unknown sizes do not ask for a restart", want("web1"), False, "none", False),
 ]
 
@@ -204,7 +213,10 @@ DECISIONS = [
     ids=[d[0] for d in DECISIONS],
 )
 def test_decisions(wanted: dict[str, Any], allow: bool, action: str, restart_needed: bool) -> None:
-    (result,) = ds.plan_actions(current(), [wanted], allow)
+    domains = current()
+    # web1 as it would be had a killed run made it and never unpaused it.
+    domains["paused1"] = {**domains["web1"], "name": "paused1", "run_state": "paused"}
+    (result,) = ds.plan_actions(domains, [wanted], allow)
     assert (result["action"], result["restart_needed"]) == (action, restart_needed)
     assert result["changed"] is (action != "none")
 
@@ -248,7 +260,12 @@ class FakeXl:
             name = Path(target).stem
             if name in self.domains:
                 return 1, "", f"libxl: error: domain with name {name} already exists\n"
-            self.domains[name] = "-b----"
+            self.domains[name] = "--p---" if "-p" in args else "-b----"
+            return 0, "", ""
+        if verb == "unpause":
+            if self.domains.get(target) != "--p---":
+                return 1, "", f"libxl: error: unpausing domain {target}\n"
+            self.domains[target] = "-b----"
             return 0, "", ""
         raise AssertionError(args)
 
@@ -375,3 +392,63 @@ def test_module_documentation_matches_its_argument_spec() -> None:
         assert option.get("choices") == spec["domains"]["options"][name].get("choices")
     yaml.safe_load(module.EXAMPLES)
     assert set(yaml.safe_load(module.RETURN)) == {"changed", "domains"}
+
+
+def results(xl: FakeXl, *planned: tuple[str, str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "config": f"/etc/xen/{name}.cfg",
+            "action": action,
+            "changed": action != "none",
+            "run_state": "paused" if xl.domains.get(name) == "--p---" else "running",
+        }
+        for name, action in planned
+    ]
+
+
+def test_new_guests_are_made_paused_and_unpaused_together() -> None:
+    xl = FakeXl({"db1": "-b----"})
+    planned = results(xl, ("web1", "create"), ("db1", "none"), ("web2", "create"))
+    done = ds.apply_all(planned, "xl", xl.run, 10, xl.sleep, xl.clock)
+    assert xl.commands == [
+        ["xl", "create", "-p", "/etc/xen/web1.cfg"],
+        ["xl", "create", "-p", "/etc/xen/web2.cfg"],
+        ["xl", "unpause", "web1"],
+        ["xl", "unpause", "web2"],
+    ]
+    assert [r["name"] for r in done] == ["web1", "db1", "web2"]
+    assert xl.domains == {"db1": "-b----", "web1": "-b----", "web2": "-b----"}
+
+
+def test_a_guest_left_paused_is_unpaused_once() -> None:
+    xl = FakeXl({"web1": "--p---"})
+    ds.apply_all(results(xl, ("web1", "unpause")), "xl", xl.run, 10, xl.sleep, xl.clock)
+    assert xl.commands == [["xl", "unpause", "web1"]]
+    assert xl.domains == {"web1": "-b----"}
+
+
+def test_a_paused_guest_is_unpaused_before_its_shutdown() -> None:
+    xl = FakeXl({"web1": "--p---"})
+    ds.apply_all(results(xl, ("web1", "shutdown")), "xl", xl.run, 10, xl.sleep, xl.clock)
+    assert xl.commands[:2] == [["xl", "unpause", "web1"], ["xl", "shutdown", "-F", "web1"]]
+    assert xl.domains == {}
+
+
+def test_guests_made_before_a_failure_are_still_unpaused() -> None:
+    xl = FakeXl({"web2": "-b----"})
+    planned = results(xl, ("web1", "create"), ("web2", "create"), ("web3", "create"))
+    message = r"^Domain web2: xl create -p /etc/xen/web2\.cfg"
+    with pytest.raises(ds.ApplyError, match=message) as err:
+        ds.apply_all(planned, "xl", xl.run, 10, xl.sleep, xl.clock)
+    assert ["xl", "unpause", "web1"] in xl.commands
+    assert ["xl", "create", "-p", "/etc/xen/web3.cfg"] not in xl.commands
+    assert xl.domains == {"web1": "-b----", "web2": "-b----"}
+    assert [r["name"] for r in err.value.done] == ["web1"]
+
+
+def test_a_failed_unpause_is_reported() -> None:
+    xl = FakeXl({"web1": "-b----"})
+    message = r"Domain web1: xl unpause web1 failed with exit code 1"
+    with pytest.raises(ds.ApplyError, match=message):
+        ds.apply_all(results(xl, ("web1", "unpause")), "xl", xl.run, 10, xl.sleep, xl.clock)
