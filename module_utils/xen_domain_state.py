@@ -348,7 +348,7 @@ def apply_action(
     if action in (SHUTDOWN, RESTART):
         if result.get("run_state") == PAUSED:
             # A paused guest cannot hear the shutdown request.
-            _check([xl, "unpause", name], run([xl, "unpause", name]))
+            _unpause(xl, name, run)
         forced = _shutdown(xl, name, run, timeout, sleep, clock)
     elif action in (DESTROY, RECREATE):
         _destroy(xl, name, run, timeout, sleep, clock)
@@ -363,7 +363,7 @@ def apply_action(
             outcome = run(command)
         _check(command, outcome)
     elif action == UNPAUSE and not paused:
-        _check([xl, "unpause", name], run([xl, "unpause", name]))
+        _unpause(xl, name, run)
     return {**result, "forced": forced}
 
 
@@ -375,17 +375,19 @@ class ApplyError(RuntimeError):
         self.done = done
 
 
+def _unpause(xl: str, name: str, run: Runner) -> None:
+    command = [xl, "unpause", name]
+    _check(command, run(command))
+
+
 def _unpause_all(xl: str, names: list[str], run: Runner) -> list[str]:
     """Unpause each domain; the messages of the unpauses that failed."""
     errors = []
     for name in names:
-        command = [xl, "unpause", name]
-        rc, _, err = run(command)
-        if rc != 0:
-            errors.append(
-                f"Domain {name}: "
-                + MSG_XL_FAILED.format(command=" ".join(command), rc=rc, stderr=err.strip())
-            )
+        try:
+            _unpause(xl, name, run)
+        except RuntimeError as exc:
+            errors.append(f"Domain {name}: {exc}")
     return errors
 
 
