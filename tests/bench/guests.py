@@ -209,8 +209,8 @@ class Bench:
                     return {a: float(stamps[a]) - start for a in addresses}, elapsed
                 if time.monotonic() > deadline:
                     raise BenchError(
-                        f"{name}: no ping answer from {', '.join(missing)} "
-                        f"within {ANSWER_TIMEOUT:.0f} s after the command ended"
+                        f"{name}: no ping answer from {', '.join(missing)} within "
+                        f"{ANSWER_TIMEOUT:.0f} s after the command ended, which ran {elapsed:.0f} s"
                     )
                 time.sleep(2)
         finally:
@@ -341,7 +341,7 @@ class Bench:
                 print(f"bench: {exc}", file=sys.stderr, flush=True)
                 self.failed.append(what)
                 self.record(
-                    what, "failed", f"see the logs in the lab cache, bench/{self.logs.name}"
+                    what, "failed", f"{exc}; see the logs in the lab cache, bench/{self.logs.name}"
                 )
                 continue
             finally:
