@@ -1,15 +1,13 @@
-"""site.yml end to end on a bookworm VM: it is a dom0 with xenbr0, a PV guest
-with a static address and a PVH guest on DHCP (both from the trixie golden
-image) run, answer ping and SSH, and a play reaches them through the inventory;
-check mode changes nothing; invalid guest lists change nothing; an interrupted
-run converges without duplicates or orphans; then a guest is stopped, removed
-with its disk kept, and purged."""
+"""site.yml end to end on a bookworm VM (the checks both releases share are in
+tests/molecule/e2e_checks.py), then what the guests role does to guests once
+they run: invalid guest lists change nothing; an interrupted run converges
+without duplicates or orphans; then a guest is stopped, removed with its disk
+kept, and purged."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,61 +15,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
-from helpers import molecule_instance, playbook, record, scenario_file
+from e2e_checks import *  # noqa: F403  (the shared end-to-end tests)
+from e2e_checks import E2E, guest_list, listed, on_guest
+from helpers import playbook, record, scenario_file
 
 from module_utils import xen_guests_plan as gp
-from module_utils.xen_guests_inventory import link_local
 
-# pvh1 takes its address by DHCP: the dom0 reaches it at its link-local address.
-GUESTS = {
-    "pv1": ("pv", "10.0.2.51"),
-    "pvh1": ("pvh", link_local(gp.stable_mac("pvh1", 0), "xenbr0")),
-}
 DISK_DIR = "/var/lib/xen/images"
-# The scenario's inventory: group_vars split by stage like inventory/sample.
-E2E_INVENTORY = Path(__file__).resolve().parents[5] / "tests" / "e2e" / "bookworm"
 WATCHED = ("/etc/xen", "/var/lib/xen", "/usr/local/sbin")
-
-
-def scenario_guests() -> list[dict[str, Any]]:
-    data = yaml.safe_load(E2E_INVENTORY.joinpath("group_vars/xen_dom0s/guests.yml").read_text())
-    return data["xen_guests_list"]
 
 
 def converge(guests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
     return playbook(scenario_file("guests_only.yml"), "-e", json.dumps({"xen_guests_list": guests}))
-
-
-def domains(host: Any) -> dict[str, dict[str, Any]]:
-    """Guests as `xl list -l` reports them, by name."""
-    entries = json.loads(host.check_output("xl list -l") or "[]")
-    return {
-        e["config"]["c_info"]["name"]: e["config"]
-        for e in entries
-        if e["config"]["c_info"]["name"] != "Domain-0"
-    }
-
-
-def listed(host: Any) -> list[str]:
-    """Names in `xl list`, duplicates kept."""
-    rows = host.check_output("xl list").splitlines()[1:]
-    return [row.split()[0] for row in rows if row.split()[0] != "Domain-0"]
-
-
-def on_guest(address: str, *command: str) -> subprocess.CompletedProcess[str]:
-    """Run a command on a guest over SSH, jumping through the dom0 like a user would."""
-    vm = molecule_instance()
-    base = [
-        "ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-        "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR",
-        "-i", vm["identity_file"],
-    ]  # fmt: skip
-    jump = " ".join([*base, "-p", str(vm["port"]), "-W", "'[%h]:%p'", f"root@{vm['address']}"])
-    cmd = [*base, "-o", f"ProxyCommand={jump}", f"root@{address}", *command]
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
 
 
 def host_state(host: Any) -> str:
@@ -80,110 +36,6 @@ def host_state(host: Any) -> str:
         "find %s -xdev -printf '%%p %%m %%s %%T@\\n' 2>/dev/null | sort", " ".join(WATCHED)
     )
     return files + "\n" + "\n".join(sorted(listed(host)))
-
-
-def test_the_vm_is_a_dom0_with_its_limits_and_xenbr0(host) -> None:  # noqa: ANN001
-    assert "control_d" in host.file("/proc/xen/capabilities").content_string
-    info = dict(
-        (key.strip(), value.strip())
-        for key, _, value in (
-            line.partition(":") for line in host.check_output("xl info").splitlines()
-        )
-    )
-    assert info["xen_major"] == "4" and info["xen_minor"] == "17"
-    assert "shadow" in info["virt_caps"].split()
-    dom0 = host.check_output("xl list 0").splitlines()[1].split()
-    assert abs(int(dom0[2]) - 1024) <= 32
-    links = {link["ifname"]: link for link in json.loads(host.check_output("ip -j link"))}
-    assert links["ens3"]["master"] == "xenbr0"
-    assert links["xenbr0"]["address"] == links["ens3"]["address"]
-
-
-def test_check_mode_on_the_converged_host_reports_no_changes(host) -> None:  # noqa: ANN001
-    del host
-    proc = playbook(scenario_file("converge.yml"), "--check", "--diff")
-    assert proc.returncode == 0
-    recap = re.search(r"ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", proc.stdout)
-    assert recap and recap[1] == "0", proc.stdout[-3000:]
-
-
-def test_guests_run_with_their_planned_type_size_and_mac(host) -> None:  # noqa: ANN001
-    found = domains(host)
-    for name, (gtype, _) in GUESTS.items():
-        config = found[name]
-        assert config["c_info"]["type"] == gtype
-        assert config["b_info"]["target_memkb"] == 384 * 1024
-        assert config["b_info"]["max_vcpus"] == 1
-        assert config["nics"][0]["mac"] == gp.stable_mac(name, 0)
-        assert config["nics"][0]["bridge"] == "xenbr0"
-        assert config["disks"][0]["pdev_path"] == f"{DISK_DIR}/{name}-root.img"
-        b_info = config["b_info"]
-        kernel = b_info.get("kernel") or b_info.get(f"type.{gtype}", {}).get("kernel")
-        assert kernel == f"/var/lib/xen/boot/{name}/vmlinuz"
-    run_states = host.check_output("xl list")
-    for name in GUESTS:
-        flags = next(line.split()[4] for line in run_states.splitlines() if line.startswith(name))
-        assert not set(flags) & set("pscd"), f"{name} is {flags}"
-
-
-def test_guests_answer_ping_from_the_dom0(host) -> None:  # noqa: ANN001
-    for _, address in GUESTS.values():
-        assert host.run("ping -c 3 -W 5 %s", address).rc == 0
-
-
-def test_guests_accept_ssh_with_the_injected_key_and_have_their_identity(host) -> None:  # noqa: ANN001
-    identities = {}
-    for name, (_, address) in GUESTS.items():
-        result = on_guest(
-            address,
-            "hostname; cat /etc/machine-id; cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub;"
-            " df -m --output=size / | tail -n 1",
-        )
-        assert result.returncode == 0, result.stderr
-        hostname, machine_id, host_key, root_mib = result.stdout.split()
-        assert hostname == name
-        # the 3 GiB disk was grown from the 2 GiB image by cloud-init
-        assert int(root_mib) > 2600
-        identities[name] = (machine_id, host_key)
-    # one image, yet every guest has its own machine-id and SSH host key
-    assert identities["pv1"][0] != identities["pvh1"][0]
-    assert identities["pv1"][1] != identities["pvh1"][1]
-
-
-def test_the_dhcp_guest_took_its_address_from_the_dhcp_server(host) -> None:  # noqa: ANN001
-    del host
-    result = on_guest(GUESTS["pvh1"][1], "ip -j -4 addr show dev eth0")
-    assert result.returncode == 0, result.stderr
-    addresses = [a for link in json.loads(result.stdout) for a in link["addr_info"]]
-    assert [a["local"].rsplit(".", 1)[0] for a in addresses] == ["10.0.2"]
-    # not the dom0's lease, nor pv1's static address
-    assert addresses[0]["local"] not in ("10.0.2.15", "10.0.2.51")
-
-
-def test_a_play_reaches_the_guests_through_the_inventory_plugin(host) -> None:  # noqa: ANN001
-    del host
-    # converge ran the play once on the guests add_host gave it; this separate
-    # run gets them from the inventory files alone, and changes nothing.
-    proc = playbook(
-        scenario_file("followup.yml"),
-        "-i",
-        str(E2E_INVENTORY / "zz-guests.xen_guests.yml"),
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    for name in GUESTS:
-        line = rf"^{name}\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=0\s+failed=0"
-        recap = re.search(line, proc.stdout, re.MULTILINE)
-        assert recap and int(recap[1]) >= 3 and recap[2] == "0", proc.stdout[-3000:]
-    for name, (gtype, address) in GUESTS.items():
-        mark = on_guest(address, "cat /etc/xen-guest-followup").stdout.strip()
-        assert mark == f"configured as {name}, a {gtype} guest of guests-bookworm"
-
-
-def test_running_guests_start_with_the_dom0(host) -> None:  # noqa: ANN001
-    for name in GUESTS:
-        link = host.file(f"/etc/xen/auto/{name}.cfg")
-        assert link.is_symlink
-        assert link.linked_to == f"/etc/xen/{name}.cfg"
 
 
 # One invalid guest per case, all in one list: the role names every problem at
@@ -299,12 +151,12 @@ def bad_cases() -> dict[str, tuple[dict[str, Any], str]]:
     }
 
 
-def test_invalid_guests_are_refused_and_nothing_changes(host, tmp_path: Path) -> None:  # noqa: ANN001
+def test_invalid_guests_are_refused_and_nothing_changes(host, e2e: E2E, tmp_path: Path) -> None:  # noqa: ANN001
     cases = bad_cases()
     assert len(cases) >= 20
     before = host_state(host)
     report = tmp_path / "bad-input.txt"
-    bad = [*scenario_guests(), *(settings for settings, _ in cases.values())]
+    bad = [*guest_list(e2e.inventory), *(settings for settings, _ in cases.values())]
     proc = playbook(
         scenario_file("bad_input.yml"),
         "-e",
@@ -319,7 +171,7 @@ def test_invalid_guests_are_refused_and_nothing_changes(host, tmp_path: Path) ->
     assert host_state(host) == before
 
 
-def test_an_interrupted_run_converges_without_duplicates_or_orphans(host) -> None:  # noqa: ANN001
+def test_an_interrupted_run_converges_without_duplicates_or_orphans(host, e2e: E2E) -> None:  # noqa: ANN001
     extra = {
         "name": "pv2",
         "type": "pv",
@@ -328,7 +180,7 @@ def test_an_interrupted_run_converges_without_duplicates_or_orphans(host) -> Non
         "interfaces": [{"ipv4": {"address": "10.0.2.53/24", "gateway": "10.0.2.2"}}],
         "os": {"release": "trixie"},
     }
-    guests = [*scenario_guests(), extra]
+    guests = [*guest_list(e2e.inventory), extra]
     env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
     cmd = [
         "ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
@@ -367,8 +219,8 @@ def test_an_interrupted_run_converges_without_duplicates_or_orphans(host) -> Non
     # the next test removes pv2 with purge
 
 
-def test_stopped_then_absent_keeps_the_disk_then_purge_deletes_it(host) -> None:  # noqa: ANN001
-    pv1, pvh1 = scenario_guests()
+def test_stopped_then_absent_keeps_the_disk_then_purge_deletes_it(host, e2e: E2E) -> None:  # noqa: ANN001
+    pv1, pvh1 = guest_list(e2e.inventory)
     disk = f"{DISK_DIR}/pvh1-root.img"
     pv2 = {"name": "pv2", "type": "pv", "os": {"release": "trixie"}}
 
