@@ -199,6 +199,7 @@ def test_running_guests_start_with_the_dom0(host, e2e: E2E) -> None:  # noqa: AN
         assert link.linked_to == f"/etc/xen/{name}.cfg"
 
 
+# In the order the tests run (a star import binds them in this order).
 __all__ = [
     "E2E",
     "domains",
@@ -206,12 +207,12 @@ __all__ = [
     "guest_list",
     "listed",
     "on_guest",
-    "test_a_play_reaches_the_guests_through_the_inventory_plugin",
-    "test_check_mode_on_the_converged_host_reports_no_changes",
-    "test_guests_accept_ssh_with_the_injected_key_and_have_their_identity",
-    "test_guests_answer_ping_from_the_dom0",
-    "test_guests_run_with_their_planned_type_size_and_mac",
-    "test_running_guests_start_with_the_dom0",
-    "test_the_dhcp_guest_took_its_address_from_the_dhcp_server",
     "test_the_vm_is_a_dom0_with_its_limits_and_xenbr0",
+    "test_check_mode_on_the_converged_host_reports_no_changes",
+    "test_guests_run_with_their_planned_type_size_and_mac",
+    "test_guests_answer_ping_from_the_dom0",
+    "test_guests_accept_ssh_with_the_injected_key_and_have_their_identity",
+    "test_the_dhcp_guest_took_its_address_from_the_dhcp_server",
+    "test_a_play_reaches_the_guests_through_the_inventory_plugin",
+    "test_running_guests_start_with_the_dom0",
 ]
