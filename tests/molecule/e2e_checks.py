@@ -200,7 +200,7 @@ def test_running_guests_start_with_the_dom0(host, e2e: E2E) -> None:  # noqa: AN
 
 
 # In the order the tests run (a star import binds them in this order).
-__all__ = [
+__all__ = [  # noqa: RUF022  (run order, not alphabetical)
     "E2E",
     "domains",
     "e2e",
