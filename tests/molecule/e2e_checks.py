@@ -20,6 +20,7 @@ from helpers import REPO, molecule_instance, playbook, scenario_file
 
 from module_utils import xen_guests_plan as gp
 from module_utils.xen_guests_inventory import link_local
+from module_utils.xen_xl import parse_xl_info, parse_xl_list
 
 DISK_DIR = "/var/lib/xen/images"
 DOM0_MEM = 1024
@@ -70,8 +71,8 @@ def domains(host: Any) -> dict[str, dict[str, Any]]:
 
 def listed(host: Any) -> list[str]:
     """Names in `xl list`, duplicates kept."""
-    rows = host.check_output("xl list").splitlines()[1:]
-    return [row.split()[0] for row in rows if row.split()[0] != "Domain-0"]
+    rows = parse_xl_list(host.check_output("xl list"))
+    return [str(row["name"]) for row in rows if row["name"] != "Domain-0"]
 
 
 def on_guest(address: str, *command: str) -> subprocess.CompletedProcess[str]:
@@ -95,17 +96,12 @@ def recap_changed(stdout: str) -> str | None:
 
 def test_the_vm_is_a_dom0_with_its_limits_and_xenbr0(host, e2e: E2E) -> None:  # noqa: ANN001
     assert "control_d" in host.file("/proc/xen/capabilities").content_string
-    info = dict(
-        (key.strip(), value.strip())
-        for key, _, value in (
-            line.partition(":") for line in host.check_output("xl info").splitlines()
-        )
-    )
+    info = parse_xl_info(host.check_output("xl info"))
     version, paging = XEN[e2e.release]
     assert f"{info['xen_major']}.{info['xen_minor']}" == version
     assert paging in info["virt_caps"].split()
-    dom0 = host.check_output("xl list 0").splitlines()[1].split()
-    assert abs(int(dom0[2]) - DOM0_MEM) <= 32
+    dom0 = parse_xl_list(host.check_output("xl list 0"))[0]
+    assert abs(int(dom0["mem"]) - DOM0_MEM) <= 32
     links = {link["ifname"]: link for link in json.loads(host.check_output("ip -j link"))}
     assert links["ens3"]["master"] == "xenbr0"
     assert links["xenbr0"]["address"] == links["ens3"]["address"]
@@ -131,10 +127,9 @@ def test_guests_run_with_their_planned_type_size_and_mac(host, e2e: E2E) -> None
         b_info = config["b_info"]
         kernel = b_info.get("kernel") or b_info.get(f"type.{gtype}", {}).get("kernel")
         assert kernel == f"/var/lib/xen/boot/{name}/vmlinuz"
-    run_states = host.check_output("xl list")
+    states = {row["name"]: str(row["state"]) for row in parse_xl_list(host.check_output("xl list"))}
     for name in e2e.guests:
-        flags = next(line.split()[4] for line in run_states.splitlines() if line.startswith(name))
-        assert not set(flags) & set("pscd"), f"{name} is {flags}"
+        assert not set(states[name]) & set("pscd"), f"{name} is {states[name]}"
 
 
 def test_guests_answer_ping_from_the_dom0(host, e2e: E2E) -> None:  # noqa: ANN001
