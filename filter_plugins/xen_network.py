@@ -1,6 +1,5 @@
 """Jinja filters of the xen_network role: its plan, the files it read, and its verdict."""
 
-import base64
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -14,13 +13,22 @@ if _REPO_ROOT not in sys.path:
 
 from module_utils.xen_network_plan import host_interfaces, outcome_message, plan  # noqa: E402
 
+INTERFACES = "/etc/network/interfaces"
+INTERFACES_D = "/etc/network/interfaces.d"
 
-def xen_network_files(slurped: list[Mapping[str, Any]]) -> dict[str, str]:
-    """{path: text} from a looped slurp; files that could not be read are left out."""
+
+def xen_network_files(read: Mapping[str, Any]) -> dict[str, str]:
+    """{path: text} of /etc/network/interfaces and /etc/network/interfaces.d/* from
+    xen_read's answers; files that could not be read are left out."""
+    found = dict(read.get("files") or {})
+    for folder in (read.get("dirs") or {}).values():
+        found.update(folder.get("files") or {})
     return {
-        str(result["source"]): base64.b64decode(result["content"]).decode("utf-8", "replace")
-        for result in slurped
-        if result.get("content") is not None and result.get("source")
+        str(path): str(info["content"])
+        for path, info in found.items()
+        if (path == INTERFACES or str(path).startswith(INTERFACES_D + "/"))
+        and info.get("readable")
+        and "content" in info
     }
 
 

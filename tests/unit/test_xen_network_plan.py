@@ -820,11 +820,25 @@ def test_a_bridge_on_a_vlan_of_a_nic_another_bridge_lets_go_is_bounced_too() -> 
 def test_the_filter_reads_slurped_files_and_the_default_route() -> None:
     from filter_plugins.xen_network import xen_network_files, xen_network_plan
 
-    slurped = [
-        {"source": IFACES, "content": "YXV0byBsbwppZmFjZSBsbyBpbmV0IGxvb3BiYWNrCg=="},
-        {"item": f"{D}/unreadable", "failed": False},  # failed_when: false kept it quiet
-    ]
-    assert xen_network_files(slurped) == {IFACES: "auto lo\niface lo inet loopback\n"}
+    read = {  # as xen_read answers
+        "files": {
+            IFACES: {"readable": True, "content": "auto lo\niface lo inet loopback\n"},
+            "/etc/xen/xl.conf": {"readable": True, "content": '#vif.default.bridge="xenbr0"\n'},
+        },
+        "dirs": {
+            D: {
+                "exists": True,
+                "files": {
+                    f"{D}/xen-xenbr0": {"readable": True, "content": "auto xenbr0\n"},
+                    f"{D}/unreadable": {"readable": False, "error": "Permission denied"},
+                },
+            }
+        },
+    }
+    assert xen_network_files(read) == {
+        IFACES: "auto lo\niface lo inet loopback\n",
+        f"{D}/xen-xenbr0": "auto xenbr0\n",
+    }
     facts = {**FACTS_FRESH, "default_ipv4": {}, "default_ipv6": {"interface": "ens3"}}
     settings = {"bridges": [{"name": "xenbr0", "primary": True}], "confirm_timeout": 120}
     out = xen_network_plan(settings, facts, {IFACES: LAB_INTERFACES}, {"ifupdown": True})
