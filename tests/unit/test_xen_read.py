@@ -112,8 +112,16 @@ def test_packages_of_this_host_are_read() -> None:
 
 
 def test_unit_states_come_from_systemctl_show() -> None:
+    # Captured on the trixie lab VM, where ifupdown runs the network.
     out = (DATA / "systemctl-show-network-units.txt").read_text()
     got = xen_read.units(["NetworkManager.service", "systemd-networkd.service"], _fixed(out))
+    assert got == {"NetworkManager.service": "inactive", "systemd-networkd.service": "inactive"}
+    # The same output with networkd running: each block belongs to its unit.
+    running = out.replace(
+        "systemd-networkd.service\nActiveState=inactive",
+        "systemd-networkd.service\nActiveState=active",
+    )
+    got = xen_read.units(["NetworkManager.service", "systemd-networkd.service"], _fixed(running))
     assert got == {"NetworkManager.service": "inactive", "systemd-networkd.service": "active"}
 
 
