@@ -229,3 +229,18 @@ def test_a_zombie_counts_as_gone() -> None:
     assert procs.gone(child.pid)
     child.wait()
     assert procs.gone(child.pid)
+
+
+def test_kvm_probe_reports_on_stderr_so_up_prints_only_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `xen-lab up` prints one JSON object on stdout, which create.yml parses; the
+    # first run on a machine also probes KVM and must say so elsewhere.
+    monkeypatch.delenv("XEN_LAB_ACCEL", raising=False)
+    monkeypatch.setattr(accel, "kvm_usable", lambda: True)
+    monkeypatch.setattr(accel, "probe", lambda kernel: False)
+    assert accel.kvm_boots(tmp_path, tmp_path / "vmlinuz") is False
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert "KVM probe" in out.err
+    assert (tmp_path / "accel.json").exists()

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -92,6 +93,7 @@ def kvm_boots(cache: Path, kernel: Path) -> bool:
     print(
         f"xen-lab: KVM probe: a 64-bit kernel {'boots' if ok else 'does not boot'} under KVM "
         f"({time.monotonic() - started:.0f} s); using {'kvm' if ok else 'tcg'}",
+        file=sys.stderr,
         flush=True,
     )
     record.parent.mkdir(parents=True, exist_ok=True)
