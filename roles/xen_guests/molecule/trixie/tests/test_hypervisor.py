@@ -20,7 +20,7 @@ XEN_VERSIONS = {"trixie": "4.20", "bookworm": "4.17"}
 DOM0_MEM = 1024
 TOLERANCE = 32
 WATCHED = ("/etc/default", "/boot/grub", "/etc/xen", "/var/lib/dpkg/status")
-BAD_INPUT = Path(__file__).resolve().parents[1] / "bad_input.yml"
+BAD_INPUT = Path(__file__).resolve().parents[1] / "hypervisor_bad_input.yml"
 
 
 @pytest.fixture(scope="module")

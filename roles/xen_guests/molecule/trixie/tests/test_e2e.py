@@ -1,0 +1,11 @@
+"""site.yml end to end on a trixie VM: the checks both releases share
+(tests/molecule/e2e_checks.py). The hypervisor's and the bridges' own checks
+are in test_hypervisor.py and test_network.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
+from e2e_checks import *  # noqa: F403  (the shared end-to-end tests)
