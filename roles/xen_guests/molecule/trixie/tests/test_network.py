@@ -14,6 +14,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
 from e2e_checks import E2E
 
+from module_utils.xen_xl import parse_xl_list
+
 # A guest's interfaces: vif<domid>.<n> (PV and PVH), tap<domid>.<n> (HVM).
 GUEST_LINK = re.compile(r"^(?:vif|tap)(\d+)\.\d+$")
 GUEST_BACK = 120  # seconds a restarted guest may take to have its interface again
@@ -49,9 +51,7 @@ def test_the_three_bridges_are_up_with_their_ports_and_addresses(host) -> None: 
 def guest_ports(host: Any) -> dict[str, list[str]]:
     """Each guest's interfaces on xenbr0, by guest name (from xl's domain IDs)."""
     domids = {
-        line.split()[1]: line.split()[0]
-        for line in host.check_output("xl list").splitlines()[1:]
-        if len(line.split()) > 1
+        str(row["id"]): str(row["name"]) for row in parse_xl_list(host.check_output("xl list"))
     }
     ports: dict[str, list[str]] = {}
     for name, link in links(host).items():
