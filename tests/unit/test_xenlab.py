@@ -244,3 +244,48 @@ def test_kvm_probe_reports_on_stderr_so_up_prints_only_json(
     assert out.out == ""
     assert "KVM probe" in out.err
     assert (tmp_path / "accel.json").exists()
+
+
+def _fake_boots(monkeypatch: pytest.MonkeyPatch, outcomes: list[Exception | None]) -> list[int]:
+    """Replace one boot with the next outcome: an exception, or None for a VM that answers."""
+    attempts: list[int] = []
+
+    def boot_once(*args: object) -> vm.VmState:
+        attempts.append(int(str(args[-1])))
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return vm.VmState("lab", "trixie", 1, "1:0", 2222, "d", "s", "k", None, "tcg", "qemu64")
+
+    monkeypatch.setattr(vm, "_boot_once", boot_once)
+    return attempts
+
+
+def _start(tmp_path: Path) -> vm.VmState:
+    return vm.start(
+        tmp_path, "lab", "trixie", tmp_path / "base", tmp_path / "key", "tcg", "qemu64", None
+    )
+
+
+def test_a_boot_that_never_answers_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts = _fake_boots(monkeypatch, [vm.BootTimeout("no SSH"), vm.BootTimeout("no SSH"), None])
+    assert _start(tmp_path).ssh_port == 2222
+    assert attempts == [1, 2, 3]
+
+
+def test_the_last_failed_boot_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts = _fake_boots(monkeypatch, [vm.BootTimeout("no SSH")] * vm.BOOT_ATTEMPTS)
+    with pytest.raises(vm.LabError, match=f"failed to come up in {vm.BOOT_ATTEMPTS} boots: no SSH"):
+        _start(tmp_path)
+    assert attempts == list(range(1, vm.BOOT_ATTEMPTS + 1))
+
+
+def test_qemu_that_cannot_start_is_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts = _fake_boots(monkeypatch, [vm.LabError("QEMU did not start: bad flag"), None])
+    with pytest.raises(vm.LabError, match="bad flag"):
+        _start(tmp_path)
+    assert attempts == [1]

@@ -206,6 +206,18 @@ def watchdog(cache: Path, name: str, interval: float = 1.0) -> None:
         time.sleep(interval)
 
 
+class BootTimeout(LabError):
+    """A booted VM whose SSH never answered; booting it again may work."""
+
+
+BOOT_ATTEMPTS = 3
+BOOT_TIMEOUT = 300.0  # a plain boot takes 30-90 s under TCG
+
+
+def failed_boot_log(cache: Path, name: str, attempt: int) -> Path:
+    return cache / "logs" / f"{name}.boot{attempt}.serial.log"
+
+
 def start(
     cache: Path,
     name: str,
@@ -218,17 +230,50 @@ def start(
     memory_mib: int = 3072,
     second_nic: bool = False,
     data_disk_gib: int = 0,
-    ssh_timeout: float = 600,
+    ssh_timeout: float = BOOT_TIMEOUT,
+    attempts: int = BOOT_ATTEMPTS,
 ) -> VmState:
     """Boot a copy-on-write overlay of `base` and wait until SSH answers.
 
     With data_disk_gib, a blank sparse qcow2 of that size in the VM's folder
     is its second disk (/dev/vdb); like the overlay, it goes with `stop`.
+    An emulated boot now and then hangs in the kernel; a VM that does not
+    answer within ssh_timeout is stopped and booted again from a fresh
+    overlay, up to `attempts` times. Each failed boot's serial log is kept
+    in <cache>/logs/.
     """
     existing = load_state(cache, name)
     if existing is not None and running(existing):
         log(f"VM {name} is already running on port {existing.ssh_port}")
         return existing
+    for attempt in range(1, attempts + 1):
+        try:
+            return _boot_once(
+                cache, name, release, base, key, accel, cpu, owner,
+                memory_mib, second_nic, data_disk_gib, ssh_timeout, attempt,
+            )  # fmt: skip
+        except BootTimeout as exc:
+            if attempt == attempts:
+                raise LabError(f"VM {name} failed to come up in {attempts} boots: {exc}") from exc
+            log(f"VM {name}: boot {attempt} of {attempts} failed ({exc}); booting it again")
+    raise AssertionError("unreachable")
+
+
+def _boot_once(
+    cache: Path,
+    name: str,
+    release: str,
+    base: Path,
+    key: Path,
+    accel: str,
+    cpu: str,
+    owner: str | None,
+    memory_mib: int,
+    second_nic: bool,
+    data_disk_gib: int,
+    ssh_timeout: float,
+    attempt: int,
+) -> VmState:
     stop(cache, name)
     vm_dir = vms_dir(cache) / name
     vm_dir.mkdir(parents=True)
@@ -294,8 +339,13 @@ def start(
         state.boot_seconds = round(wait_for_ssh(port, key, pid, serial_log, ssh_timeout), 1)
     except (LabError, subprocess.TimeoutExpired) as exc:
         report_failure(serial_log, f"VM {name} failed to come up: {exc}")
+        kept = failed_boot_log(cache, name, attempt)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        if serial_log.exists():
+            shutil.copyfile(serial_log, kept)
+        log(f"this boot's serial log is kept as {kept}")
         stop(cache, name)
-        raise LabError(f"VM {name} failed to come up: {exc}") from exc
+        raise BootTimeout(str(exc)) from exc
     save_state(cache, state)
     log(f"VM {name} answers SSH after {state.boot_seconds} s")
     return state
