@@ -237,7 +237,7 @@ def start(
 
     With data_disk_gib, a blank sparse qcow2 of that size in the VM's folder
     is its second disk (/dev/vdb); like the overlay, it goes with `stop`.
-    An emulated boot now and then hangs in the kernel; a VM that does not
+    An emulated boot now and then never gets as far as SSH; a VM that does not
     answer within ssh_timeout is stopped and booted again from a fresh
     overlay, up to `attempts` times. Each failed boot's serial log is kept
     in <cache>/logs/.
