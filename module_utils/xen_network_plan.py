@@ -48,10 +48,21 @@ OWNED_MARKER = "# Managed by the xen_network role (Ansible); edits here are over
 PORT_NOTE = "# xen_network: port of {bridge}; its addresses are on the bridge."
 _PORT_NOTE_RE = re.compile(r"# xen_network: port of \S+; its addresses are on the bridge\.")
 # A port must not get IPv6 addresses of its own (SLAAC would give it the
-# bridge's, as they share the MAC): switch address generation off before the
-# link comes up. bridge-utils does so too, but only once the link is up.
-PORT_IPV6_OFF = "    pre-up ip link set dev {nic} addrgenmode none"
-_PORT_IPV6_OFF_RE = re.compile(r"    pre-up ip link set dev \S+ addrgenmode none")
+# bridge's, as they share the MAC). Before the link comes up: no link-local
+# address (addrgenmode none, as bridge-utils sets once the link is up) and no
+# router advertisements, which would still give it a SLAAC address. At boot
+# `allow-hotplug` brings the NIC up before networking.service makes it a port,
+# and a router that advertises in that window (QEMU's does every 200-600 ms)
+# left it with a global address in the lab.
+PORT_IPV6_OFF = (
+    "    pre-up ip link set dev {nic} addrgenmode none"
+    " && echo 0 > /proc/sys/net/ipv6/conf/{nic}/accept_ra"
+)
+# Also the line of earlier versions (addrgenmode only), which this one replaces.
+_PORT_IPV6_OFF_RE = re.compile(
+    r"    pre-up ip link set dev (\S+) addrgenmode none"
+    r"( && echo 0 > /proc/sys/net/ipv6/conf/\1/accept_ra)?"
+)
 FILE_PREFIX = "xen-"
 SOURCE_ALL = "source /etc/network/interfaces.d/*"
 SOURCE_OURS = "source /etc/network/interfaces.d/xen-*"
@@ -722,7 +733,7 @@ def render_interfaces(
             if stanza.family == "inet":
                 for option in stanza.options:
                     text = lines[option.first : option.end]
-                    if text == [ipv6_off]:
+                    if len(text) == 1 and _PORT_IPV6_OFF_RE.fullmatch(text[0]):
                         continue
                     if option.norm not in _MOVED_OPTIONS and not option.norm.startswith("dns-"):
                         kept += text

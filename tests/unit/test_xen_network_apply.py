@@ -39,6 +39,8 @@ LINKS = (
     " group default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00"
     " promiscuity 0 addrgenmode eui64 numtxqueues 1\n" + ENS3_EUI64 + "\n"
 )
+# /proc/sys/net/ipv6/conf/*/accept_ra before the change.
+ACCEPT_RA = {"all": 0, "default": 1, "lo": 1, "ens3": 1}
 
 # ifquery --state lists what is up; ifup/ifdown record their call and keep
 # that list. FAIL_IFUP names an interface whose ifup fails.
@@ -49,9 +51,11 @@ STUBS = {
         "for i; do iface=$i; done\n"
         '[ "$iface" = "${FAIL_IFUP:-}" ] && exit 1\n'
         'echo "$iface=$iface" >>"$STUB_DIR/state"\n'
-        # bridge-utils switches IPv6 address generation off on a bridge's port.
+        # bridge-utils switches IPv6 address generation off on a bridge's port,
+        # and the port's pre-up line router advertisements too.
         'if [ "$iface" = xenbr0 ]; then\n'
         '  sed -i "s/^2: ens3: .*/$ENS3_NONE/" "$STUB_DIR/links"\n'
+        '  echo 0 >"$STUB_DIR/ipv6/ens3/accept_ra"\n'
         "fi\n"
     ),
     # `ip -d -o link show` prints the links file; `ip link set dev L
@@ -95,6 +99,9 @@ class Host:
         (self.stubs / "state").write_text("lo=lo\nens3=ens3\n")
         (self.stubs / "calls").write_text("")
         (self.stubs / "links").write_text(LINKS)
+        for link, accept_ra in ACCEPT_RA.items():
+            (self.stubs / "ipv6" / link).mkdir(parents=True)
+            (self.stubs / "ipv6" / link / "accept_ra").write_text(f"{accept_ra}\n")
         for name, body in STUBS.items():
             stub = self.stubs / name
             stub.write_text("#!/bin/sh\n" + body)
@@ -112,6 +119,7 @@ class Host:
             __xen_network_stage_dir=str(self.staged),
             __xen_network_run_dir=str(self.run),
             __xen_network_log=str(self.log),
+            __xen_network_ipv6_conf_dir=str(self.stubs / "ipv6"),
         )
         template = (ROLE / "templates" / "xen-network-apply.sh.j2").read_text()
         env = jinja2.Environment(trim_blocks=True, keep_trailing_newline=True)
@@ -195,6 +203,13 @@ def test_confirmed_change_keeps_the_new_files(host: Host) -> None:
     # Old configuration down first, then the port, then the bridge.
     assert host.calls() == ["ifdown ens3", "ifup ens3", "ifup xenbr0"]
     assert stat.S_IMODE((host.etc / "interfaces.d" / "xen-xenbr0").stat().st_mode) == 0o644
+    assert (host.base / "rollback" / "accept_ra").read_text().split("\n") == [
+        "ens3 1",
+        "lo 1",
+        "",
+    ]
+    # A confirmed change keeps the port's setting.
+    assert (host.stubs / "ipv6" / "ens3" / "accept_ra").read_text() == "0\n"
     assert (host.base / "last-state").read_text().strip() == "state=confirmed"
 
 
@@ -221,6 +236,12 @@ def test_no_confirmation_restores_the_files_byte_for_byte(host: Host) -> None:
     ]
     assert "no confirmation within 1 s" in host.log.read_text()
     assert (host.stubs / "links").read_text() == LINKS
+    # ... and takes router advertisements again, as before the change.
+    assert {
+        path.parent.name: int(path.read_text())
+        for path in (host.stubs / "ipv6").glob("*/accept_ra")
+    } == ACCEPT_RA
+    assert "accept_ra of ens3 back to 1" in host.log.read_text()
 
 
 def test_a_wrong_nonce_does_not_confirm(host: Host) -> None:

@@ -61,7 +61,7 @@ iface lo inet loopback
 allow-hotplug ens3
 # xen_network: port of xenbr0; its addresses are on the bridge.
 iface ens3 inet manual
-    pre-up ip link set dev ens3 addrgenmode none
+    pre-up ip link set dev ens3 addrgenmode none && echo 0 > /proc/sys/net/ipv6/conf/ens3/accept_ra
 
 # Bridges for Xen guests (xen_network role):
 source /etc/network/interfaces.d/*
@@ -171,6 +171,25 @@ def test_second_run_changes_nothing() -> None:
     assert (again["down"], again["up"], again["remove"], again["created"]) == ([], [], [], [])
 
 
+def test_a_port_configured_by_an_earlier_version_gets_the_new_line_once() -> None:
+    # Earlier versions switched off only address generation on a port; SLAAC
+    # still gave it an address when a router advertised before the bridge took
+    # it at boot. The old line is replaced, not kept next to the new one.
+    first = run(LAB_BRIDGES)
+    new_line = np.PORT_IPV6_OFF.format(nic="ens3")
+    old_line = "    pre-up ip link set dev ens3 addrgenmode none"
+    files = dict(first["files"])
+    files[IFACES] = files[IFACES].replace(new_line, old_line)
+    assert new_line not in files[IFACES]
+    again = run(LAB_BRIDGES, files=files, facts=FACTS_BRIDGED)
+    assert again["errors"] == []
+    assert again["files"] == first["files"]
+    assert again["files"][IFACES].count("addrgenmode") == 1
+    # The port's stanza changed: it is bounced, and the bridge on it with it.
+    assert "ens3" in again["down"]
+    assert "ens3" in again["up"]
+
+
 def test_manifest_lists_every_step_for_the_apply_script() -> None:
     assert run(LAB_BRIDGES)["manifest"] == (
         "# xen-network-apply manifest, written by the xen_network role\n"
@@ -226,7 +245,8 @@ def test_static_addresses_hooks_and_ipv6_move_to_the_bridge_and_mtu_stays() -> N
         "auto eno1\n"
         "# xen_network: port of xenbr0; its addresses are on the bridge.\n"
         "iface eno1 inet manual\n"
-        "    pre-up ip link set dev eno1 addrgenmode none\n"
+        "    pre-up ip link set dev eno1 addrgenmode none"
+        " && echo 0 > /proc/sys/net/ipv6/conf/eno1/accept_ra\n"
         "    mtu 9000\n"
     )
     assert out["files"][f"{D}/xen-xenbr0"] == (
@@ -331,7 +351,8 @@ def test_an_admins_own_xenbr0_is_taken_over_with_its_addresses() -> None:
         "auto lo\niface lo inet loopback\n\n"
         "# xen_network: port of xenbr0; its addresses are on the bridge.\n"
         "iface eno1 inet manual\n"
-        "    pre-up ip link set dev eno1 addrgenmode none\n\n"
+        "    pre-up ip link set dev eno1 addrgenmode none"
+        " && echo 0 > /proc/sys/net/ipv6/conf/eno1/accept_ra\n\n"
         "auto lo\n"
         "\n"
         "# Bridges for Xen guests (xen_network role):\n"
