@@ -52,7 +52,7 @@ _PORT_NOTE_RE = re.compile(r"# xen_network: port of \S+; its addresses are on th
 # address (addrgenmode none, as bridge-utils sets once the link is up) and no
 # router advertisements, which would still give it a SLAAC address. At boot
 # `allow-hotplug` brings the NIC up before networking.service makes it a port,
-# and a router that advertises in that window (QEMU's does every 200-600 ms)
+# and a router that advertised in that window (QEMU's user network did)
 # left it with a global address in the lab.
 PORT_IPV6_OFF = (
     "    pre-up ip link set dev {nic} addrgenmode none"
@@ -726,21 +726,19 @@ def render_interfaces(
         own = [s for s in parsed.stanzas if s.name == nic]
         if not own:
             continue
-        ipv6_off = PORT_IPV6_OFF.format(nic=nic)
+        # The stanza is written anew: hooks (pre-up, our own line of an earlier
+        # run among them) and addresses are moved options, which stay off it.
         kept: list[str] = []
         for stanza in own:
             drop.update(range(stanza.first, stanza.end))
             if stanza.family == "inet":
                 for option in stanza.options:
-                    text = lines[option.first : option.end]
-                    if len(text) == 1 and _PORT_IPV6_OFF_RE.fullmatch(text[0]):
-                        continue
                     if option.norm not in _MOVED_OPTIONS and not option.norm.startswith("dns-"):
-                        kept += text
+                        kept += lines[option.first : option.end]
         insert[own[0].first] = [
             PORT_NOTE.format(bridge=bridge),
             f"iface {nic} inet manual",
-            ipv6_off,
+            PORT_IPV6_OFF.format(nic=nic),
             *kept,
         ]
     out: list[str] = []

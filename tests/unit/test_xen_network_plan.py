@@ -188,6 +188,13 @@ def test_a_port_configured_by_an_earlier_version_gets_the_new_line_once() -> Non
     # The port's stanza changed: it is bounced, and the bridge on it with it.
     assert "ens3" in again["down"]
     assert "ens3" in again["up"]
+    # A NIC that stops being a port loses the old line as well as the new one.
+    moved = copy.deepcopy(LAB_BRIDGES)
+    moved[0] = {"name": "xenbr0", "ports": ["ens4"], "ipv4": {"method": "dhcp"}}
+    out = run(moved, files=files, facts=FACTS_BRIDGED)
+    assert out["errors"] == []
+    assert "iface ens3 inet manual\n" in out["files"][IFACES]
+    assert "addrgenmode" not in out["files"][IFACES]
 
 
 def test_manifest_lists_every_step_for_the_apply_script() -> None:
