@@ -14,7 +14,7 @@ MOLECULE_ROLES ?= xen_preflight xen_hypervisor xen_network xen_guests
 ALL_MOLECULE_ROLES := $(patsubst roles/%/molecule,%,$(wildcard roles/*/molecule))
 # Scenarios (role/scenario) that molecule-all leaves out, with the reason in
 # README (Testing); `make molecule ROLE=<role> SCENARIO=<scenario>` runs one.
-MOLECULE_SKIP ?= xen_guests/trixie
+MOLECULE_SKIP ?=
 SCENARIO ?=
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)

@@ -150,7 +150,7 @@ def xen_guests_files(
     rendered: Mapping[str, Mapping[str, str]],
     images: Mapping[str, str],
 ) -> dict[str, list[dict[str, Any]]]:
-    """The xen_guests_files module's steps for the guests that stay.
+    """The xen_files module's steps for the guests that stay.
 
     RENDERED holds each guest's rendered templates by name: ``config`` and the
     cloud-init seed files. user-data goes to ``secret_files``: a user's own

@@ -50,6 +50,29 @@ def xen_network_plan(
     return plan(dict(settings), host)
 
 
+# What ifupdown must accept in a staged file before the apply script may use it.
+STAGE_VALIDATE = "ifquery --interfaces=%s --list --all"
+
+
+def xen_network_staged(plan: Mapping[str, Any], stage_dir: str) -> list[dict[str, str]]:
+    """The xen_files module's files for the apply script: each planned ifupdown
+    file under its base name (validated by ifquery) and the manifest, which
+    names the files it installs and where."""
+    staged = [
+        {
+            "path": f"{stage_dir}/{Path(path).name}",
+            "content": str(content),
+            "mode": "0644",
+            "validate": STAGE_VALIDATE,
+        }
+        for path, content in (plan.get("files") or {}).items()
+    ]
+    staged.append(
+        {"path": f"{stage_dir}/manifest", "content": str(plan["manifest"]), "mode": "0600"}
+    )
+    return staged
+
+
 def xen_network_outcome(state: Mapping[str, Any] | None, timeout: int, waited: int) -> str:
     """Empty when the host confirmed the change; otherwise what went wrong."""
     return outcome_message(dict(state or {}), int(timeout), int(waited))
@@ -62,5 +85,6 @@ class FilterModule:
         return {
             "xen_network_files": xen_network_files,
             "xen_network_plan": xen_network_plan,
+            "xen_network_staged": xen_network_staged,
             "xen_network_outcome": xen_network_outcome,
         }

@@ -1,8 +1,9 @@
 """Many files, folders and links on a host brought to their wanted state in one pass.
 
-The xen_guests_files module hands a whole guest set's files to ``apply``: one
-module run instead of one per file, which is what a run costs on a dom0 (each
-module run starts Python on the host; on the lab's emulated CPU about 3 s).
+The xen_files module hands a whole set of files (a guest set's, a network
+plan's) to ``apply``: one module run instead of one per file, which is what a
+run costs on a dom0 (each module run starts Python on the host; on the lab's
+emulated CPU about 3 s).
 
 ``apply`` plans every step first and, unless ``check`` is set, carries them out
 in order: folders, files, copies, links, removals. Files and copies are written

@@ -184,9 +184,14 @@ def test_a_play_reaches_the_guests_through_the_inventory_plugin(e2e: E2E) -> Non
     for name in e2e.guests:
         line = rf"^{name}\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=0\s+failed=0"
         recap = re.search(line, proc.stdout, re.MULTILINE)
-        assert recap and int(recap[1]) >= 3 and recap[2] == "0", proc.stdout[-3000:]
+        assert recap and int(recap[1]) >= 1 and recap[2] == "0", proc.stdout[-3000:]
+    # The play reached each guest as the inventory names it: the mark on the
+    # guest at that guest's address names it, and so does its host name.
     for name, (gtype, address) in e2e.guests.items():
-        mark = on_guest(address, "cat /etc/xen-guest-followup").stdout.strip()
+        result = on_guest(address, "hostname; cat /etc/xen-guest-followup")
+        assert result.returncode == 0, result.stderr
+        hostname, mark = result.stdout.strip().split("\n", 1)
+        assert hostname == name
         assert mark == f"configured as {name}, a {gtype} guest of {e2e.dom0}"
 
 

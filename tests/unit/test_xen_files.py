@@ -1,4 +1,4 @@
-"""xen_files.apply: the xen_guests_files module's folders, files, copies, links and removals."""
+"""xen_files.apply: the xen_files module's folders, files, copies, links and removals."""
 
 from __future__ import annotations
 

@@ -872,3 +872,26 @@ def test_the_filter_reads_slurped_files_and_the_default_route() -> None:
     out = xen_network_plan(settings, facts, {IFACES: LAB_INTERFACES}, {"ifupdown": True})
     assert out["errors"] == []
     assert out["primary_nic"] == "ens3"
+
+
+def test_the_staged_files_are_the_plans_files_and_the_manifest() -> None:
+    from filter_plugins.xen_network import xen_network_staged
+
+    out = np.plan({"bridges": LAB_BRIDGES}, host())
+    assert out["errors"] == []
+    staged = xen_network_staged(out, "/var/lib/xen-network/staged")
+    by_path = {item["path"]: item for item in staged}
+    # Every planned file under its base name, as the manifest names it.
+    for path, content in out["files"].items():
+        item = by_path[f"/var/lib/xen-network/staged/{path.rsplit('/', 1)[1]}"]
+        assert item["content"] == content
+        assert item["mode"] == "0644"
+        assert item["validate"] == "ifquery --interfaces=%s --list --all"
+        assert f"file {path.rsplit('/', 1)[1]} {path}" in out["manifest"]
+    manifest = by_path["/var/lib/xen-network/staged/manifest"]
+    assert manifest == {
+        "path": "/var/lib/xen-network/staged/manifest",
+        "content": out["manifest"],
+        "mode": "0600",
+    }
+    assert len(staged) == len(out["files"]) + 1

@@ -1,15 +1,16 @@
 #!/usr/bin/python
-"""Ansible module xen_guests_files: a guest set's folders, files, copies and links in one run."""
+"""Ansible module xen_files: many folders, files, copies and links in one run."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: xen_guests_files
+module: xen_files
 short_description: Bring many folders, files, copies and links to their wanted state at once
 description:
-  - Writes the files of a whole guest set (xl configs, cloud-init seed files,
-    scripts), makes their folders, copies kernels and sets links in one module
+  - Writes a whole set of files (a guest set's xl configs, cloud-init seed
+    files and scripts; a network plan's staged ifupdown files), makes their
+    folders, copies kernels and sets links in one module
     run, instead of one run per file. On a dom0 each module run starts Python
     on the host, which is most of what a no-op run of a large guest set costs.
   - Steps run in this order; the first that cannot be done fails the module
@@ -131,7 +132,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Guest configs and their folders are in place
-  xen_guests_files:
+  xen_files:
     directories:
       - path: /var/lib/xen/seed/web1
         mode: "0700"
