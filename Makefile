@@ -29,7 +29,7 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make lab        boot a local QEMU VM (LAB_RELEASE=$(LAB_RELEASE)) and run site.yml against it"
-	@echo "make test       lint, unit tests, harness tests and the roles' Molecule scenarios in VMs (but MOLECULE_SKIP)"
+	@echo "make test       lint, unit tests, harness tests and every role's Molecule scenarios in VMs"
 	@echo "make setup      create $(VENV) and install the host packages the lab needs"
 	@echo "make molecule ROLE=<role> [SCENARIO=<name>]   one role's Molecule scenarios, or one of them"
 	@echo "make bench      time guest provisioning (role vs xen-create-image); writes tests/bench/RESULTS.md"
@@ -89,6 +89,12 @@ molecule: $(STAMP)
 	@start=$$(date +%s); which="$(if $(SCENARIO),-s $(SCENARIO),--all)"; \
 	  rc=0; (cd roles/$(ROLE) && $(XEN_LAB) run -- molecule test $$which) || rc=$$?; \
 	  echo "molecule $(ROLE) $(or $(SCENARIO),(all scenarios)): $$(( $$(date +%s) - start )) s, exit $$rc"; \
+	  if [ $$rc -ne 0 ]; then \
+	    for log in $$(find "$${XEN_LAB_CACHE:-$$HOME/.cache/xen-lab}/logs" -name 'mol-*.last.serial.log' \
+	                  -newermt "@$$start" 2>/dev/null); do \
+	      echo "== last lines of the serial console, kept as $$log"; tail -n 100 "$$log"; \
+	    done; \
+	  fi; \
 	  exit $$rc
 
 molecule-all: $(STAMP)

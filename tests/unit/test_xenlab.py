@@ -206,6 +206,15 @@ def test_stop_never_signals_a_process_that_is_not_our_qemu(tmp_path: Path) -> No
         bystander.wait()
 
 
+def test_stop_keeps_the_serial_console_of_the_vm_it_removes(tmp_path: Path) -> None:
+    vm_dir = vm.vms_dir(tmp_path) / "mol-hv"
+    vm_dir.mkdir(parents=True)
+    (vm_dir / "serial.log").write_text("Hardware Dom0 crashed\n")
+    assert vm.stop(tmp_path, "mol-hv")
+    assert not vm_dir.exists()
+    assert vm.last_serial_log(tmp_path, "mol-hv").read_text() == "Hardware Dom0 crashed\n"
+
+
 def test_prune_keeps_the_current_image_and_any_image_a_vm_may_use(tmp_path: Path) -> None:
     images = image.images_dir(tmp_path)
     for name in ("trixie-old", "trixie-new", "bookworm-old"):

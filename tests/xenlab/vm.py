@@ -150,6 +150,12 @@ def stop(cache: Path, name: str) -> bool:
             pid = 0
         if pid and procs.is_our_qemu(pid, vm_dir / "disk.qcow2"):
             procs.terminate(pid)
+    # The console outlives the VM: a test that failed in a boot is read from it.
+    serial_log = vm_dir / "serial.log"
+    if serial_log.exists():
+        kept = last_serial_log(cache, name)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(serial_log, kept)
     shutil.rmtree(vm_dir, ignore_errors=True)
     return True
 
@@ -216,6 +222,11 @@ BOOT_TIMEOUT = 300.0  # a plain boot takes 30-90 s under TCG
 
 def failed_boot_log(cache: Path, name: str, attempt: int) -> Path:
     return cache / "logs" / f"{name}.boot{attempt}.serial.log"
+
+
+def last_serial_log(cache: Path, name: str) -> Path:
+    """Where a stopped VM's whole serial console is kept, until that name stops again."""
+    return cache / "logs" / f"{name}.last.serial.log"
 
 
 def start(
