@@ -18,9 +18,12 @@ import pytest
 import yaml
 from helpers import REPO, molecule_instance, playbook, scenario_file
 
-from module_utils import xen_guests_plan as gp
-from module_utils.xen_guests_inventory import link_local
-from module_utils.xen_xl import parse_xl_info, parse_xl_list
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_inventory import link_local
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_xl import (
+    parse_xl_info,
+    parse_xl_list,
+)
 
 DISK_DIR = "/var/lib/xen/images"
 ICMP_ECHO = Path(__file__).with_name("icmp_echo.py")

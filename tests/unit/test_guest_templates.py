@@ -9,8 +9,8 @@ import jinja2
 import pytest
 import yaml
 
-from module_utils import xen_domain_state as ds
-from module_utils import xen_guests_plan as gp
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_domain_state as ds
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
 
 TEMPLATES = Path(__file__).parents[2] / "templates"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx1 admin@example.org"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from module_utils import xen_domain_state as ds
-from module_utils import xen_guests_plan as gp
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_domain_state as ds
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parents[2]
@@ -370,7 +370,9 @@ def test_other_create_failures_are_not_retried() -> None:
 
 
 def load_module() -> Any:
-    spec = importlib.util.spec_from_file_location("xen_domain", ROOT / "library" / "xen_domain.py")
+    spec = importlib.util.spec_from_file_location(
+        "xen_domain", ROOT / "plugins" / "modules" / "xen_domain.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

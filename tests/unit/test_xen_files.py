@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from module_utils import xen_files
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_files
 
 
 def _mode(path: Path) -> int:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from filter_plugins import xen_guests as fg
-from module_utils import xen_guests_plan as gp
+from ansible_collections.xen_lab.dom0.plugins.filter import xen_guests as fg
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
 
 DATA = Path(__file__).parent / "data"
 SHA = "sha256:" + "ab" * 32
@@ -444,6 +444,7 @@ def test_the_filter_module_offers_every_filter() -> None:
         "xen_guests_domains": fg.xen_guests_domains,
         "xen_guests_fact": fg.xen_guests_fact,
         "xen_guests_files": fg.xen_guests_files,
+        "xen_guests_template": fg.xen_guests_template,
     }
 
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from filter_plugins import xen_guests as fg
-from filter_plugins import xen_guests_inventory as fi
-from module_utils import xen_guests_inventory as gi
-from module_utils import xen_guests_plan as gp
+from ansible_collections.xen_lab.dom0.plugins.filter import xen_guests as fg
+from ansible_collections.xen_lab.dom0.plugins.filter import xen_guests_inventory as fi
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_inventory as gi
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -505,7 +505,8 @@ def inventory_dir(
     (inv / "host_vars").mkdir()
     (inv / "hosts.yml").write_text(hosts)
     (inv / "group_vars" / "xen_dom0s" / "guests.yml").write_text(guests)
-    (inv / "zz-guests.xen_guests.yml").write_text(f"---\n# guests\nplugin: xen_guests\n{plugin}")
+    source = f"---\n# guests\nplugin: xen_lab.dom0.xen_guests\n{plugin}"
+    (inv / "zz-guests.xen_guests.yml").write_text(source)
     return inv
 
 
@@ -660,7 +661,7 @@ def test_keyed_groups_apply_to_the_guests(tmp_path: Path) -> None:
 
 
 def test_the_plugin_reads_only_files_named_for_it(tmp_path: Path) -> None:
-    from inventory_plugins.xen_guests import InventoryModule
+    from ansible_collections.xen_lab.dom0.plugins.inventory.xen_guests import InventoryModule
 
     for name, wanted in [
         ("zz-guests.xen_guests.yml", True),
@@ -669,7 +670,7 @@ def test_the_plugin_reads_only_files_named_for_it(tmp_path: Path) -> None:
         ("xen_guests.yml.bak", False),
     ]:
         path = tmp_path / name
-        path.write_text("plugin: xen_guests\n")
+        path.write_text("plugin: xen_lab.dom0.xen_guests\n")
         assert InventoryModule().verify_file(str(path)) is wanted, name
     assert InventoryModule().verify_file(str(tmp_path / "missing.xen_guests.yml")) is False
 
@@ -677,7 +678,7 @@ def test_the_plugin_reads_only_files_named_for_it(tmp_path: Path) -> None:
 def test_the_sample_and_lab_inventories_have_a_plugin_file_that_sorts_last() -> None:
     for inv in ("inventory/sample", "inventory/lab"):
         source = ROOT / inv / "zz-guests.xen_guests.yml"
-        assert yaml.safe_load(source.read_text()) == {"plugin": "xen_guests"}
+        assert yaml.safe_load(source.read_text()) == {"plugin": "xen_lab.dom0.xen_guests"}
         assert sorted(p.name for p in source.parent.iterdir() if p.is_file())[-1] == source.name
 
 
@@ -692,7 +693,7 @@ def test_the_sample_inventory_lists_web1_at_its_ipv4_and_dhcp_build1_at_its_link
 
 
 def test_ansible_doc_documents_the_plugin() -> None:
-    proc = run("ansible-doc", "-t", "inventory", "xen_guests")
+    proc = run("ansible-doc", "-t", "inventory", "xen_lab.dom0.xen_guests")
     assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stdout.split())
     assert "Running guests are listed at the static IPv4 address of their first interface" in text

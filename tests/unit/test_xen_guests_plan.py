@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from module_utils import xen_guests_plan as gp
-from module_utils.xen_sizes import SIZE_ERROR
-from module_utils.xen_xl import parse_xl_info
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import SIZE_ERROR
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_xl import parse_xl_info
 
 DATA = Path(__file__).parent / "data"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx1 admin@example.org"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from module_utils import xen_hypervisor_plan as hp
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_hypervisor_plan as hp
 
 RAM = 2978  # MiB the 3 GiB lab VM reports
 CPUS = 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from module_utils import xen_ifupdown as ifu
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_ifupdown as ifu
 
 # Debian 12's installer writes this for a host with one DHCP NIC.
 DEBIAN_DEFAULT = """\

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from module_utils import xen_network_plan as np
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_network_plan as np
 
 IFACES = "/etc/network/interfaces"
 D = "/etc/network/interfaces.d"
@@ -846,7 +846,10 @@ def test_a_bridge_on_a_vlan_of_a_nic_another_bridge_lets_go_is_bounced_too() -> 
 
 
 def test_the_filter_reads_slurped_files_and_the_default_route() -> None:
-    from filter_plugins.xen_network import xen_network_files, xen_network_plan
+    from ansible_collections.xen_lab.dom0.plugins.filter.xen_network import (
+        xen_network_files,
+        xen_network_plan,
+    )
 
     read = {  # as xen_read answers
         "files": {
@@ -875,7 +878,7 @@ def test_the_filter_reads_slurped_files_and_the_default_route() -> None:
 
 
 def test_the_staged_files_are_the_plans_files_and_the_manifest() -> None:
-    from filter_plugins.xen_network import xen_network_staged
+    from ansible_collections.xen_lab.dom0.plugins.filter.xen_network import xen_network_staged
 
     out = np.plan({"bridges": LAB_BRIDGES}, host())
     assert out["errors"] == []

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from filter_plugins.xen_preflight import FilterModule
-from module_utils.xen_preflight import (
+from ansible_collections.xen_lab.dom0.plugins.filter.xen_preflight import FilterModule
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_preflight import (
     KERNEL_CONFIG_MISSING,
     KERNEL_NO_XEN_DOM0,
     MEMORY_TOO_SMALL,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from module_utils import xen_read
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_read
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"

@@ -5,8 +5,11 @@ import re
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from filter_plugins.xen_sizes import FilterModule
-from module_utils.xen_sizes import SIZE_ERROR, parse_size_mib
+from ansible_collections.xen_lab.dom0.plugins.filter.xen_sizes import FilterModule
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import (
+    SIZE_ERROR,
+    parse_size_mib,
+)
 
 
 @pytest.mark.parametrize(

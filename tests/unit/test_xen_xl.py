@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from module_utils import xen_hypervisor_plan as hp
-from module_utils.xen_xl import parse_xl_info, parse_xl_list
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_hypervisor_plan as hp
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_xl import (
+    parse_xl_info,
+    parse_xl_list,
+)
 
 DATA = Path(__file__).parent / "data"
 

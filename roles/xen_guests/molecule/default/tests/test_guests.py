@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule
 from e2e_checks import *  # noqa: F403  (the shared end-to-end tests)
 from e2e_checks import DISK_DIR, E2E, guest_list, listed, on_guest
 from helpers import playbook, record, scenario_file
-
 from module_utils import xen_guests_plan as gp
 
 WATCHED = ("/etc/xen", "/var/lib/xen", "/usr/local/sbin")

@@ -11,9 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
 from helpers import playbook, tree_digest
-
 from module_utils import xen_hypervisor_plan as hp
 from module_utils.xen_xl import parse_xl_info, parse_xl_list
+
 from xenlab.config import cache_root
 
 XEN_VERSIONS = {"trixie": "4.20", "bookworm": "4.17"}

@@ -13,7 +13,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
 from e2e_checks import E2E
-
 from module_utils.xen_xl import parse_xl_list
 
 # A guest's interfaces: vif<domid>.<n> (PV and PVH), tap<domid>.<n> (HVM).

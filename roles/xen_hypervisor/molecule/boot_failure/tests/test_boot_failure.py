@@ -9,7 +9,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
 from helpers import SshWatch, molecule_instance, playbook, record, scenario_file
-
 from module_utils import xen_hypervisor_plan as hp
 
 

@@ -11,7 +11,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
 from helpers import playbook, scenario_file, tree_digest
-
 from module_utils import xen_preflight
 
 WATCHED = ("/etc", "/boot", "/var/lib/dpkg/status")

@@ -1,17 +1,14 @@
 """Jinja filters of the xen_network role: its plan, the files it read, and its verdict."""
 
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-# Controller plugins cannot import project module_utils through
-# ansible.module_utils; import the repository's own copy.
-_REPO_ROOT = str(Path(__file__).resolve().parent.parent)
-if _REPO_ROOT not in sys.path:
-    sys.path.append(_REPO_ROOT)
-
-from module_utils.xen_network_plan import host_interfaces, outcome_message, plan  # noqa: E402
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_network_plan import (
+    host_interfaces,
+    outcome_message,
+    plan,
+)
 
 INTERFACES = "/etc/network/interfaces"
 INTERFACES_D = "/etc/network/interfaces.d"

@@ -1,18 +1,12 @@
 """Jinja filters of the xen_preflight role: findings from raw readings, and their verdict."""
 
-import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-# Ansible ships the `module_utils` path only to modules that run on hosts; controller
-# plugins such as these filters cannot import `ansible.module_utils.<project module>`.
-# Import the project's own copy from the repository root instead.
-_REPO_ROOT = str(Path(__file__).resolve().parent.parent)
-if _REPO_ROOT not in sys.path:
-    sys.path.append(_REPO_ROOT)
-
-from module_utils.xen_preflight import evaluate, findings_from_raw  # noqa: E402
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_preflight import (
+    evaluate,
+    findings_from_raw,
+)
 
 
 def xen_preflight_evaluate(

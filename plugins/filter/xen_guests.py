@@ -3,20 +3,21 @@
 import hashlib
 import json
 import re
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-# Controller plugins cannot import project module_utils through
-# ansible.module_utils; import the repository's own copy.
-_REPO_ROOT = str(Path(__file__).resolve().parent.parent)
-if _REPO_ROOT not in sys.path:
-    sys.path.append(_REPO_ROOT)
-
-from module_utils.xen_guests_inventory import guest_fact as xen_guests_fact  # noqa: E402
-from module_utils.xen_guests_plan import plan_guests, validate_guests  # noqa: E402
-from module_utils.xen_xl import parse_xl_info, parse_xl_list  # noqa: E402
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_inventory import (
+    guest_fact as xen_guests_fact,
+)
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_plan import (
+    plan_guests,
+    validate_guests,
+)
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_xl import (
+    parse_xl_info,
+    parse_xl_list,
+)
 
 
 def xen_guests_host(
@@ -193,6 +194,18 @@ def xen_guests_files(
     }
 
 
+# The collection's own guest templates: plugins/filter/ is two levels below its root.
+COLLECTION_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+def xen_guests_template(name: str, user_dir: str = "") -> str:
+    """Path of the guest template `name`: from `user_dir` when that folder has it,
+    else from the collection's own `templates/`."""
+    if user_dir and (Path(user_dir) / name).is_file():
+        return str(Path(user_dir) / name)
+    return str(COLLECTION_TEMPLATES / name)
+
+
 class FilterModule:
     """xen_guests filters."""
 
@@ -205,4 +218,5 @@ class FilterModule:
             "xen_guests_domains": xen_guests_domains,
             "xen_guests_fact": xen_guests_fact,
             "xen_guests_files": xen_guests_files,
+            "xen_guests_template": xen_guests_template,
         }

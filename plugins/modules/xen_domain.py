@@ -136,14 +136,11 @@ domains:
 """
 
 # Ansible modules keep their imports below the documentation blocks.
-import os  # noqa: E402
+import os
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
 
-try:
-    from ansible.module_utils import xen_domain_state as ds
-except ImportError:  # unit tests import this file directly
-    from module_utils import xen_domain_state as ds  # type: ignore[no-redef]
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_domain_state as ds
 
 MSG_NO_CONFIG = "Domain {name}: config is required with state running."
 MSG_CONFIG_MISSING = "Domain {name}: config file {config} does not exist."

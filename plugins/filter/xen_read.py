@@ -1,16 +1,9 @@
 """Jinja filters on xen_read's answers: is a file, or a line of it, already as planned."""
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-# Controller plugins cannot import `ansible.module_utils.<project module>`; see xen_preflight.py.
-_REPO_ROOT = str(Path(__file__).resolve().parent.parent)
-if _REPO_ROOT not in sys.path:
-    sys.path.append(_REPO_ROOT)
-
-from module_utils.xen_read import (  # noqa: E402
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_read import (
     dir_in_place,
     file_in_place,
     files_to_fix,

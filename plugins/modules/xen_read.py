@@ -129,12 +129,9 @@ units:
 """
 
 # Ansible modules keep their imports below the documentation blocks.
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
 
-try:
-    from ansible.module_utils import xen_read
-except ImportError:  # unit tests import this file directly
-    from module_utils import xen_read  # type: ignore[no-redef]
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_read
 
 _PATHS = {"type": "list", "elements": "path", "default": []}
 ARGUMENT_SPEC = {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 from ansible.inventory.helpers import get_group_vars, sort_groups
@@ -11,13 +9,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 from ansible.utils.vars import combine_vars
 from ansible.vars.plugins import get_vars_from_inventory_sources
 
-# Controller plugins cannot import project module_utils through
-# ansible.module_utils; import the repository's own copy.
-_REPO_ROOT = str(Path(__file__).resolve().parent.parent)
-if _REPO_ROOT not in sys.path:
-    sys.path.append(_REPO_ROOT)
-
-from module_utils.xen_guests_inventory import (  # noqa: E402
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_inventory import (
     guest_host_warnings,
     guest_hosts,
     valid_guests_from_settings,
@@ -59,7 +51,7 @@ options:
     description: Marks the file as a source for this plugin.
     required: true
     type: str
-    choices: [xen_guests]
+    choices: [xen_lab.dom0.xen_guests]
   dom0_group:
     description: The inventory group whose hosts are the dom0s.
     type: str
@@ -73,11 +65,11 @@ notes:
 
 EXAMPLES = r"""
 # inventory/<yours>/zz-guests.xen_guests.yml: sorts after hosts.yml, so the dom0s exist.
-plugin: xen_guests
+plugin: xen_lab.dom0.xen_guests
 ---
 # The dom0s are the group hypervisors; guests are also grouped by type
 # (xen_guest_type_pv, xen_guest_type_pvh, xen_guest_type_hvm).
-plugin: xen_guests
+plugin: xen_lab.dom0.xen_guests
 dom0_group: hypervisors
 keyed_groups:
   - prefix: xen_guest_type
@@ -101,7 +93,7 @@ CONNECTION_VARS = (
 class InventoryModule(BaseInventoryPlugin, Constructable):
     """Guests of the dom0s of the inventory so far."""
 
-    NAME = "xen_guests"
+    NAME = "xen_lab.dom0.xen_guests"
 
     def verify_file(self, path: str) -> bool:
         return super().verify_file(path) and path.endswith(("xen_guests.yml", "xen_guests.yaml"))

@@ -1,19 +1,11 @@
 """Jinja filters for playbooks/guests.yml: the guests a dom0 runs, as hosts for add_host."""
 
-import sys
 from collections.abc import Callable, Collection, Mapping
-from pathlib import Path
 from typing import Any
 
 from ansible.utils.display import Display
 
-# Controller plugins cannot import project module_utils through
-# ansible.module_utils; import the repository's own copy.
-_REPO_ROOT = str(Path(__file__).resolve().parent.parent)
-if _REPO_ROOT not in sys.path:
-    sys.path.append(_REPO_ROOT)
-
-from module_utils.xen_guests_inventory import (  # noqa: E402
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_inventory import (
     GROUP,
     guest_host_warnings,
     guest_hosts,

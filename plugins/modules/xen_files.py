@@ -161,12 +161,9 @@ exists:
 """
 
 # Ansible modules keep their imports below the documentation blocks.
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
 
-try:
-    from ansible.module_utils import xen_files
-except ImportError:  # unit tests import this file directly
-    from module_utils import xen_files  # type: ignore[no-redef]
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_files
 
 
 def _entries(**options: dict[str, object]) -> dict[str, object]:

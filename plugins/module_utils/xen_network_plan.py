@@ -23,26 +23,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-try:
-    from ansible.module_utils.xen_ifupdown import (
-        INTERFACES,
-        INTERFACES_D,
-        ParsedFile,
-        Stanza,
-        definitions,
-        load_config,
-        sourced_paths,
-    )
-except ImportError:  # unit tests and the filter plugin import this file directly
-    from module_utils.xen_ifupdown import (  # type: ignore[no-redef]
-        INTERFACES,
-        INTERFACES_D,
-        ParsedFile,
-        Stanza,
-        definitions,
-        load_config,
-        sourced_paths,
-    )
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_ifupdown import (
+    INTERFACES,
+    INTERFACES_D,
+    ParsedFile,
+    Stanza,
+    definitions,
+    load_config,
+    sourced_paths,
+)
 
 OWNED_MARKER = "# Managed by the xen_network role (Ansible); edits here are overwritten."
 PORT_NOTE = "# xen_network: port of {bridge}; its addresses are on the bridge."

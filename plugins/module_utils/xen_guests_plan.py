@@ -26,10 +26,7 @@ import ipaddress
 import re
 from typing import Any
 
-try:
-    from ansible.module_utils.xen_sizes import parse_size_mib
-except ImportError:  # unit tests import this file directly
-    from module_utils.xen_sizes import parse_size_mib  # type: ignore[no-redef]
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import parse_size_mib
 
 TYPES = ("pv", "pvh", "hvm")
 STATES = ("running", "stopped", "absent")

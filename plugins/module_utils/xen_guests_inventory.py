@@ -23,7 +23,10 @@ import shlex
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from module_utils.xen_guests_plan import plan_guests, validate_guests
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_plan import (
+    plan_guests,
+    validate_guests,
+)
 
 GROUP = "xen_guests"
 DEFAULT_USER = "root"

@@ -15,10 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-try:
-    from ansible.module_utils.xen_xl import parse_xl_list
-except ImportError:  # unit tests import this file directly
-    from module_utils.xen_xl import parse_xl_list  # type: ignore[no-redef]
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_xl import parse_xl_list
 
 NONE = "none"
 CREATE = "create"

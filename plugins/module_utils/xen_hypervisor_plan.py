@@ -10,10 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-try:
-    from ansible.module_utils.xen_sizes import parse_size_mib
-except ImportError:  # unit tests import this file directly
-    from module_utils.xen_sizes import parse_size_mib  # type: ignore[no-redef]
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import parse_size_mib
 
 # Xen's and Linux's options are words separated by blanks; quotes or shell
 # metacharacters would break the GRUB drop-in, which is a shell fragment.
