@@ -179,7 +179,7 @@ def test_a_play_reaches_the_guests_through_the_inventory_plugin(e2e: E2E) -> Non
     # converge ran the play once on the guests add_host gave it; this separate
     # run gets them from the inventory files alone, and changes nothing.
     proc = playbook(
-        REPO / "tests" / "molecule" / "followup.yml",
+        REPO / "examples" / "iac-repo" / "guests.yml",
         "-i",
         str(e2e.inventory / "zz-guests.xen_guests.yml"),
     )
