@@ -8,12 +8,17 @@ PYTHON ?= python3
 VENV ?= .venv
 LAB_RELEASE ?= trixie
 ROLE ?=
-# Roles in the order their Molecule scenarios run (cheapest first); every
-# role with a molecule/ folder must be listed (molecule-all checks).
-MOLECULE_ROLES ?= xen_preflight xen_hypervisor xen_network xen_guests
-ALL_MOLECULE_ROLES := $(patsubst roles/%/molecule,%,$(wildcard roles/*/molecule))
-# Scenarios (role/scenario) that molecule-all leaves out, with the reason in
-# README (Testing); `make molecule ROLE=<role> SCENARIO=<scenario>` runs one.
+# Every Molecule scenario, in the order make test runs them (cheapest first):
+# <role>/<scenario> for a role's own (roles/<role>/molecule/), site/<scenario>
+# for the site-wide end-to-end ones (extensions/molecule/). molecule-all checks
+# that none is missing.
+MOLECULE_SCENARIOS ?= xen_preflight/default xen_hypervisor/boot_failure xen_network/default \
+                      site/site_bookworm site/site_trixie
+ALL_MOLECULE_SCENARIOS := $(sort \
+  $(patsubst roles/%/molecule.yml,%,$(subst /molecule/,/,$(wildcard roles/*/molecule/*/molecule.yml))) \
+  $(patsubst extensions/molecule/%/molecule.yml,site/%,$(wildcard extensions/molecule/*/molecule.yml)))
+# Scenarios that molecule-all leaves out, with the reason in README (Testing);
+# `make molecule ROLE=<role|site> SCENARIO=<scenario>` runs one.
 MOLECULE_SKIP ?=
 SCENARIO ?=
 
@@ -31,7 +36,7 @@ help:
 	@echo "make lab        boot a local QEMU VM (LAB_RELEASE=$(LAB_RELEASE)) and run site.yml against it"
 	@echo "make test       lint, unit tests, harness tests and every role's Molecule scenarios in VMs"
 	@echo "make setup      create $(VENV) and install the host packages the lab needs"
-	@echo "make molecule ROLE=<role> [SCENARIO=<name>]   one role's Molecule scenarios, or one of them"
+	@echo "make molecule ROLE=<role|site> [SCENARIO=<name>]   a role's (or the site-wide) Molecule scenarios, or one"
 	@echo "make bench      time guest provisioning (role vs xen-create-image); writes tests/bench/RESULTS.md"
 	@echo "make lab-destroy / make lab-ssh / make docs"
 
@@ -90,9 +95,10 @@ integration: $(STAMP)
 	pytest -q tests/integration
 
 molecule: $(STAMP)
-	@test -n "$(ROLE)" || { echo "usage: make molecule ROLE=<role>"; exit 2; }
+	@test -n "$(ROLE)" || { echo "usage: make molecule ROLE=<role|site> [SCENARIO=<name>]"; exit 2; }
 	@start=$$(date +%s); which="$(if $(SCENARIO),-s $(SCENARIO),--all)"; \
-	  rc=0; (cd roles/$(ROLE) && $(XEN_LAB) run -- molecule test $$which) || rc=$$?; \
+	  dir=$(if $(filter site,$(ROLE)),.,roles/$(ROLE)); \
+	  rc=0; (cd $$dir && $(XEN_LAB) run -- molecule test $$which) || rc=$$?; \
 	  echo "molecule $(ROLE) $(or $(SCENARIO),(all scenarios)): $$(( $$(date +%s) - start )) s, exit $$rc"; \
 	  if [ $$rc -ne 0 ]; then \
 	    for log in $$(find "$${XEN_LAB_CACHE:-$$HOME/.cache/xen-lab}/logs" -name 'mol-*.last.serial.log' \
@@ -103,15 +109,12 @@ molecule: $(STAMP)
 	  exit $$rc
 
 molecule-all: $(STAMP)
-	@missing="$(filter-out $(MOLECULE_ROLES),$(ALL_MOLECULE_ROLES))"; \
-	  test -z "$$missing" || { echo "roles missing from MOLECULE_ROLES: $$missing"; exit 1; }
-	@for role in $(MOLECULE_ROLES); do \
-	  for dir in roles/$$role/molecule/*/; do \
-	    scenario=$$(basename "$$dir"); \
-	    case " $(MOLECULE_SKIP) " in \
-	      *" $$role/$$scenario "*) echo "== molecule: $$role $$scenario left out (MOLECULE_SKIP)"; continue ;; \
-	    esac; \
-	    echo "== molecule: $$role $$scenario"; \
-	    $(MAKE) --no-print-directory molecule ROLE=$$role SCENARIO=$$scenario || exit 1; \
-	  done; \
+	@missing="$(filter-out $(MOLECULE_SCENARIOS),$(ALL_MOLECULE_SCENARIOS))"; \
+	  test -z "$$missing" || { echo "scenarios missing from MOLECULE_SCENARIOS: $$missing"; exit 1; }
+	@for scenario in $(MOLECULE_SCENARIOS); do \
+	  case " $(MOLECULE_SKIP) " in \
+	    *" $$scenario "*) echo "== molecule: $$scenario left out (MOLECULE_SKIP)"; continue ;; \
+	  esac; \
+	  echo "== molecule: $$scenario"; \
+	  $(MAKE) --no-print-directory molecule ROLE=$${scenario%%/*} SCENARIO=$${scenario#*/} || exit 1; \
 	done

@@ -9,11 +9,9 @@ from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_preflight import 
 )
 
 
-def xen_preflight_evaluate(
-    findings: Mapping[str, Any], plan: Mapping[str, Any]
-) -> dict[str, list[str]]:
-    """Return {"errors": [...], "warnings": [...]} for the findings and the plan."""
-    errors, warnings = evaluate(findings, plan)
+def xen_preflight_evaluate(findings: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Return {"errors": [...], "warnings": [...]} for the findings."""
+    errors, warnings = evaluate(findings)
     return {"errors": errors, "warnings": warnings}
 
 

@@ -1,11 +1,17 @@
 """Decide whether a host can become a Xen dom0.
 
 The xen_preflight role reads the host without changing it and hands the raw
-readings to ``findings_from_raw``; ``evaluate`` then turns findings and the
-user's plan into errors (the host cannot become a dom0 as planned) and
-warnings (it can, with a limitation). Each message is one sentence that names
-the fix. The messages are format strings so tests can build the exact text.
+readings to ``findings_from_raw``; ``evaluate`` then turns the findings into
+errors (the host cannot become a dom0) and warnings (it can, with a
+limitation). Each message is one sentence that names the fix. The messages are
+format strings so tests can build the exact text.
+
+The settings of the stages are checked by their own planners (the memory plan
+by the hypervisor's, guest types against the CPU by the guests'); the role
+runs those checks too, before any stage changes a host.
 """
+
+from __future__ import annotations
 
 import base64
 import re
@@ -15,8 +21,6 @@ from typing import Any
 SUPPORTED_RELEASES: dict[str, str] = {"12": "bookworm", "13": "trixie"}
 SUPPORTED_ARCH = "x86_64"
 VIRT_FLAGS = ("vmx", "svm")
-# Guest types that need Intel VT-x or AMD-V.
-HVM_GUEST_TYPES = ("pvh", "hvm")
 
 UNSUPPORTED_DISTRIBUTION = (
     "{distribution} {version} is not supported: xen_preflight needs Debian 12 (bookworm)"
@@ -30,27 +34,18 @@ UNSUPPORTED_ARCH = (
     "Architecture {arch} is not supported: xen_preflight supports x86_64 (Debian amd64)"
     " hosts only; use an amd64 host."
 )
-MEMORY_TOO_SMALL = (
-    "Planned dom0 memory {dom0_mem_mib} MiB plus {guest_mem_min_mib} MiB for guests exceeds"
-    " the host's {mem_total_mib} MiB of RAM: lower xen_preflight_dom0_mem"
-    " (xen_hypervisor_dom0_mem) or add RAM."
-)
 MEMORY_UNKNOWN = (
-    "Xen is running but 'xl info' did not report the host's RAM, so the memory plan was"
-    " not checked: run xen_preflight with become: true."
+    "Xen is running but 'xl info' did not report the host's RAM, so it is unknown:"
+    " run xen_preflight with become: true."
 )
 SECURE_BOOT_ON = (
     "Secure Boot is enabled and Debian's Xen is not signed for it, so the host would not"
     " boot Xen: disable Secure Boot in the firmware setup first."
 )
-NO_VIRT_EXT_ERROR = (
-    "The planned guest types ({guest_types}) need Intel VT-x or AMD-V, but the CPU shows"
-    " neither vmx nor svm: enable it in the firmware setup (or nested virtualization if the host"
-    " is a VM), or set xen_preflight_guest_types to ['pv']."
-)
 NO_VIRT_EXT_WARNING = (
     "The CPU shows neither vmx nor svm, so this host can run PV guests only: enable"
-    " Intel VT-x or AMD-V in the firmware setup before planning PVH or HVM guests."
+    " Intel VT-x or AMD-V in the firmware setup (or nested virtualization if the host is"
+    " a VM) before planning PVH or HVM guests."
 )
 KERNEL_CONFIG_MISSING = (
     "Kernel config /boot/config-{kernel} is missing or unreadable, so dom0 support cannot"
@@ -134,11 +129,10 @@ def findings_from_raw(raw: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def evaluate(findings: Mapping[str, Any], plan: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """Return (errors, warnings) for turning the host into a dom0 as planned.
+def evaluate(findings: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Return (errors, warnings) for turning the host into a dom0.
 
-    ``findings`` comes from ``findings_from_raw``; ``plan`` holds dom0_mem_mib,
-    guest_mem_min_mib (ints) and guest_types (a list of "pv", "pvh", "hvm").
+    ``findings`` comes from ``findings_from_raw``.
     """
     errors: list[str] = []
     warnings: list[str] = []
@@ -155,27 +149,14 @@ def evaluate(findings: Mapping[str, Any], plan: Mapping[str, Any]) -> tuple[list
     if findings["arch"] != SUPPORTED_ARCH:
         errors.append(UNSUPPORTED_ARCH.format(arch=findings["arch"]))
 
-    mem_total_mib = findings["mem_total_mib"]
-    if mem_total_mib is None:
+    if findings["mem_total_mib"] is None:
         warnings.append(MEMORY_UNKNOWN)
-    elif plan["dom0_mem_mib"] + plan["guest_mem_min_mib"] > mem_total_mib:
-        errors.append(
-            MEMORY_TOO_SMALL.format(
-                dom0_mem_mib=plan["dom0_mem_mib"],
-                guest_mem_min_mib=plan["guest_mem_min_mib"],
-                mem_total_mib=mem_total_mib,
-            )
-        )
 
     if findings["secure_boot"]:
         errors.append(SECURE_BOOT_ON)
 
     if not findings["hvm_capable"]:
-        needs_hvm = [kind for kind in HVM_GUEST_TYPES if kind in plan["guest_types"]]
-        if needs_hvm:
-            errors.append(NO_VIRT_EXT_ERROR.format(guest_types=", ".join(needs_hvm)))
-        else:
-            warnings.append(NO_VIRT_EXT_WARNING)
+        warnings.append(NO_VIRT_EXT_WARNING)
 
     if not findings["kernel_config_found"]:
         errors.append(KERNEL_CONFIG_MISSING.format(kernel=findings["kernel"]))

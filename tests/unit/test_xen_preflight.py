@@ -9,9 +9,7 @@ from ansible_collections.xen_lab.dom0.plugins.filter.xen_preflight import Filter
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_preflight import (
     KERNEL_CONFIG_MISSING,
     KERNEL_NO_XEN_DOM0,
-    MEMORY_TOO_SMALL,
     MEMORY_UNKNOWN,
-    NO_VIRT_EXT_ERROR,
     NO_VIRT_EXT_WARNING,
     SECURE_BOOT_ON,
     UNSUPPORTED_ARCH,
@@ -86,16 +84,6 @@ def healthy_findings(**changes: Any) -> dict[str, Any]:
     return findings
 
 
-def a_plan(**changes: Any) -> dict[str, Any]:
-    plan: dict[str, Any] = {
-        "dom0_mem_mib": 1024,
-        "guest_mem_min_mib": 512,
-        "guest_types": ["pv", "pvh"],
-    }
-    plan.update(changes)
-    return plan
-
-
 def raw_readings(**changes: Any) -> dict[str, Any]:
     """What the role reads on a plain Debian 12 host, with ``changes`` applied."""
     raw: dict[str, Any] = {
@@ -123,20 +111,16 @@ def raw_readings(**changes: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("release", ["12", "13"])
 def test_supported_release_passes(release: str) -> None:
-    assert evaluate(healthy_findings(release=release), a_plan()) == ([], [])
+    assert evaluate(healthy_findings(release=release)) == ([], [])
 
 
 def test_uefi_without_secure_boot_passes() -> None:
-    assert evaluate(healthy_findings(firmware="uefi", secure_boot=False), a_plan()) == ([], [])
-
-
-def test_memory_that_just_fits_passes() -> None:
-    assert evaluate(healthy_findings(mem_total_mib=1536), a_plan()) == ([], [])
+    assert evaluate(healthy_findings(firmware="uefi", secure_boot=False)) == ([], [])
 
 
 def test_hvm_capable_dom0_passes_without_cpu_flags() -> None:
     findings = healthy_findings(virt_ext="none", hvm_capable=True, xen_running=True)
-    assert evaluate(findings, a_plan(guest_types=["hvm"])) == ([], [])
+    assert evaluate(findings) == ([], [])
 
 
 # evaluate: errors and warnings, with their exact text
@@ -144,7 +128,7 @@ def test_hvm_capable_dom0_passes_without_cpu_flags() -> None:
 
 def test_debian_11_is_an_error() -> None:
     errors, warnings = evaluate(
-        healthy_findings(release="11", version="11.11", codename="bullseye"), a_plan()
+        healthy_findings(release="11", version="11.11", codename="bullseye")
     )
     assert errors == [
         "Debian 11 is not supported: xen_preflight needs Debian 12 (bookworm) or 13 (trixie);"
@@ -158,7 +142,7 @@ def test_ubuntu_is_an_error() -> None:
     findings = healthy_findings(
         distribution="Ubuntu", release="24", version="24.04", codename="noble"
     )
-    errors, _ = evaluate(findings, a_plan())
+    errors, _ = evaluate(findings)
     assert errors == [
         "Ubuntu 24.04 is not supported: xen_preflight needs Debian 12 (bookworm) or 13 (trixie);"
         " reinstall the host with Debian first."
@@ -167,36 +151,18 @@ def test_ubuntu_is_an_error() -> None:
 
 
 def test_aarch64_is_an_error() -> None:
-    errors, _ = evaluate(healthy_findings(arch="aarch64"), a_plan())
+    errors, _ = evaluate(healthy_findings(arch="aarch64"))
     assert errors == [UNSUPPORTED_ARCH.format(arch="aarch64")]
     assert errors[0].startswith("Architecture aarch64 is not supported: ")
 
 
-def test_memory_too_large_is_an_error() -> None:
-    errors, _ = evaluate(healthy_findings(mem_total_mib=2979), a_plan(dom0_mem_mib=8192))
-    assert errors == [
-        "Planned dom0 memory 8192 MiB plus 512 MiB for guests exceeds the host's 2979 MiB of"
-        " RAM: lower xen_preflight_dom0_mem (xen_hypervisor_dom0_mem) or add RAM."
-    ]
-    assert errors == [
-        MEMORY_TOO_SMALL.format(dom0_mem_mib=8192, guest_mem_min_mib=512, mem_total_mib=2979)
-    ]
-
-
-def test_guest_reserve_counts_towards_memory() -> None:
-    errors, _ = evaluate(healthy_findings(mem_total_mib=1536), a_plan(guest_mem_min_mib=513))
-    assert errors == [
-        MEMORY_TOO_SMALL.format(dom0_mem_mib=1024, guest_mem_min_mib=513, mem_total_mib=1536)
-    ]
-
-
 def test_unknown_memory_on_a_dom0_is_a_warning() -> None:
     findings = healthy_findings(mem_total_mib=None, xen_running=True)
-    assert evaluate(findings, a_plan()) == ([], [MEMORY_UNKNOWN])
+    assert evaluate(findings) == ([], [MEMORY_UNKNOWN])
 
 
 def test_secure_boot_is_an_error() -> None:
-    errors, _ = evaluate(healthy_findings(firmware="uefi", secure_boot=True), a_plan())
+    errors, _ = evaluate(healthy_findings(firmware="uefi", secure_boot=True))
     assert errors == [SECURE_BOOT_ON]
     assert errors == [
         "Secure Boot is enabled and Debian's Xen is not signed for it, so the host would not"
@@ -204,40 +170,20 @@ def test_secure_boot_is_an_error() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("guest_types", "named"),
-    [
-        (["hvm"], "hvm"),
-        (["pv", "pvh"], "pvh"),
-        (["hvm", "pv", "pvh"], "pvh, hvm"),
-    ],
-)
-def test_missing_virt_ext_with_pvh_or_hvm_planned_is_an_error(
-    guest_types: list[str], named: str
-) -> None:
+def test_missing_virt_ext_is_a_warning_and_guest_types_are_the_guests_check() -> None:
+    # Whether a PVH or HVM guest needs VT-x/AMD-V is checked per guest by the
+    # guests' planner (Guest <name>: ...), which the role runs before any stage.
     findings = healthy_findings(virt_ext="none", hvm_capable=False)
-    errors, warnings = evaluate(findings, a_plan(guest_types=guest_types))
-    assert errors == [NO_VIRT_EXT_ERROR.format(guest_types=named)]
-    assert warnings == []
-
-
-def test_missing_virt_ext_error_wording() -> None:
-    findings = healthy_findings(virt_ext="none", hvm_capable=False)
-    errors, _ = evaluate(findings, a_plan(guest_types=["hvm"]))
-    assert errors == [
-        "The planned guest types (hvm) need Intel VT-x or AMD-V, but the CPU shows neither vmx"
-        " nor svm: enable it in the firmware setup (or nested virtualization if the host is a"
-        " VM), or set xen_preflight_guest_types to ['pv']."
-    ]
-
-
-def test_missing_virt_ext_with_pv_only_is_a_warning() -> None:
-    findings = healthy_findings(virt_ext="none", hvm_capable=False)
-    assert evaluate(findings, a_plan(guest_types=["pv"])) == ([], [NO_VIRT_EXT_WARNING])
+    assert evaluate(findings) == ([], [NO_VIRT_EXT_WARNING])
+    assert NO_VIRT_EXT_WARNING == (
+        "The CPU shows neither vmx nor svm, so this host can run PV guests only: enable"
+        " Intel VT-x or AMD-V in the firmware setup (or nested virtualization if the host is"
+        " a VM) before planning PVH or HVM guests."
+    )
 
 
 def test_kernel_without_xen_dom0_is_an_error() -> None:
-    errors, _ = evaluate(healthy_findings(kernel_xen_dom0=False), a_plan())
+    errors, _ = evaluate(healthy_findings(kernel_xen_dom0=False))
     assert errors == [
         f"Kernel {KERNEL} is built without CONFIG_XEN_DOM0=y, so it cannot run as dom0:"
         " install Debian's linux-image-amd64 or build the kernel with CONFIG_XEN_DOM0=y."
@@ -247,7 +193,7 @@ def test_kernel_without_xen_dom0_is_an_error() -> None:
 
 def test_missing_kernel_config_is_an_error() -> None:
     findings = healthy_findings(kernel_config_found=False, kernel_xen_dom0=False)
-    errors, _ = evaluate(findings, a_plan())
+    errors, _ = evaluate(findings)
     assert errors == [KERNEL_CONFIG_MISSING.format(kernel=KERNEL)]
 
 
@@ -262,11 +208,10 @@ def test_every_problem_is_reported_in_order() -> None:
         hvm_capable=False,
         kernel_xen_dom0=False,
     )
-    errors, warnings = evaluate(findings, a_plan(guest_types=["pv"]))
+    errors, warnings = evaluate(findings)
     assert errors == [
         UNSUPPORTED_RELEASE.format(release="11"),
         UNSUPPORTED_ARCH.format(arch="i686"),
-        MEMORY_TOO_SMALL.format(dom0_mem_mib=1024, guest_mem_min_mib=512, mem_total_mib=1000),
         SECURE_BOOT_ON,
         KERNEL_NO_XEN_DOM0.format(kernel=KERNEL),
     ]
@@ -349,7 +294,7 @@ def test_running_dom0_reads_ram_and_hvm_from_xen() -> None:
     assert findings["virt_ext"] == "none"
     assert findings["hvm_capable"] is True
     assert findings["xen_running"] is True
-    assert evaluate(findings, a_plan(guest_types=["pv", "pvh", "hvm"])) == ([], [])
+    assert evaluate(findings) == ([], [])
 
 
 def test_running_dom0_without_xl_info_has_unknown_ram() -> None:
@@ -370,5 +315,5 @@ def test_plain_host_without_cpu_flags_is_not_hvm_capable() -> None:
 def test_filters_chain_as_the_role_uses_them() -> None:
     filters = FilterModule().filters()
     findings = filters["xen_preflight_findings"](raw_readings(kernel_config_rc=1))
-    result = filters["xen_preflight_evaluate"](findings, a_plan())
+    result = filters["xen_preflight_evaluate"](findings)
     assert result == {"errors": [KERNEL_NO_XEN_DOM0.format(kernel=KERNEL)], "warnings": []}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
 from helpers import SshWatch, molecule_instance, playbook, record, scenario_file
-from module_utils import xen_hypervisor_plan as hp
+
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_hypervisor_plan as hp
 
 
 def test_failed_xen_boot_leaves_plain_linux_up(host) -> None:  # noqa: ANN001

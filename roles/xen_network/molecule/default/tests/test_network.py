@@ -13,7 +13,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
 from helpers import SshWatch, molecule_instance, playbook, record, scenario_file, tree_digest
-from module_utils import xen_network_plan as npl
+
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_network_plan as npl
 
 MGMT_IP = "10.0.2.15"
 BRIDGES = ("xenbr0", "xenbr20", "xenbr-int")

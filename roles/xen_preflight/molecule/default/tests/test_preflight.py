@@ -1,5 +1,7 @@
-"""xen_preflight in a real trixie VM: its report matches the host, and an
-unsupported plan or release fails with the exact message and changes nothing."""
+"""xen_preflight in a real trixie VM: its report matches the host; an
+unsupported plan or release fails with the exact message and changes nothing;
+and site.yml with wrong bridges and guests stops in its first play, with every
+problem named, before any stage changed the host."""
 
 from __future__ import annotations
 
@@ -10,8 +12,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
-from helpers import playbook, scenario_file, tree_digest
-from module_utils import xen_preflight
+from helpers import REPO, playbook, scenario_file, tree_digest
+
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_hypervisor_plan as hp
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_network_plan as np
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_preflight
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import SIZE_ERROR
 
 WATCHED = ("/etc", "/boot", "/var/lib/dpkg/status")
 
@@ -59,14 +66,40 @@ def test_kernel_dom0_support_matches_kernel_config(host, report) -> None:  # noq
 
 
 def test_too_large_memory_plan_fails_with_the_exact_message(host, report) -> None:  # noqa: ANN001
+    # The hypervisor's own memory plan, run by the preflight before any stage.
     before = tree_digest(host, *WATCHED)
-    proc = playbook(scenario_file("converge.yml"), "-e", "xen_preflight_dom0_mem=64G")
+    proc = playbook(scenario_file("converge.yml"), "-e", "xen_hypervisor_dom0_mem=64G")
     assert proc.returncode != 0
-    expected = xen_preflight.MEMORY_TOO_SMALL.format(
-        dom0_mem_mib=65536, guest_mem_min_mib=1024, mem_total_mib=report["mem_total_mib"]
-    )
+    expected = hp.MSG_MEM_ABOVE_RAM.format(mem=65536, ram=report["mem_total_mib"])
     assert expected in proc.stdout + proc.stderr
     assert tree_digest(host, *WATCHED) == before
+
+
+def test_site_with_wrong_bridges_and_guests_stops_before_any_change(host) -> None:  # noqa: ANN001
+    before = tree_digest(host, "/etc", "/boot")
+    proc = playbook(REPO / "site.yml", "-e", f"@{scenario_file('bad_settings.yml')}")
+    after = tree_digest(host, "/etc", "/boot")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    # Every problem of both stages, in one message of the first play.
+    nics = ", ".join(sorted(link for link in host.interface.names() if link != "lo"))
+    expected = [
+        np.MSG_PORT_MISSING.format(bridge="xenbr1", port="eth9", existing=nics),
+        gp.MSG_NAME.format(name="Web_1"),
+        gp.MSG_SIZE.format(name="db1", field="memory", error=SIZE_ERROR.format(value="lots")),
+        gp.MSG_BRIDGE_MISSING.format(
+            name="db1", field="interfaces[0]", value="xenbr7", found="xenbr0, xenbr1"
+        ),
+    ]
+    missing = [message for message in expected if message not in out]
+    assert not missing, missing
+    assert "TASK [xen_lab.dom0.xen_preflight : Host can become a Xen dom0 and every stage" in out
+    assert "PLAY [Each host runs Xen as a dom0" not in out
+    # Nothing installed, nothing written under /etc or /boot.
+    xen = host.run("dpkg-query -W -f='${Status}' xen-system-amd64")
+    assert "install ok installed" not in xen.stdout
+    assert not host.file("/proc/xen").exists
+    assert after == before
 
 
 def test_unsupported_release_fails_with_the_exact_message(host) -> None:  # noqa: ANN001

@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "molecule"))
 from e2e_checks import *  # noqa: F403  (the shared end-to-end tests)
 from e2e_checks import DISK_DIR, E2E, guest_list, listed, on_guest
 from helpers import playbook, record, scenario_file
-from module_utils import xen_guests_plan as gp
+
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
 
 WATCHED = ("/etc/xen", "/var/lib/xen", "/usr/local/sbin")
 

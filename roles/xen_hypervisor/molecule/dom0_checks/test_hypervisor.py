@@ -9,18 +9,21 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "molecule"))
 from helpers import playbook, tree_digest
-from module_utils import xen_hypervisor_plan as hp
-from module_utils.xen_xl import parse_xl_info, parse_xl_list
 
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_hypervisor_plan as hp
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_xl import (
+    parse_xl_info,
+    parse_xl_list,
+)
 from xenlab.config import cache_root
 
 XEN_VERSIONS = {"trixie": "4.20", "bookworm": "4.17"}
 DOM0_MEM = 1024
 TOLERANCE = 32
 WATCHED = ("/etc/default", "/boot/grub", "/etc/xen", "/var/lib/dpkg/status")
-BAD_INPUT = Path(__file__).resolve().parents[1] / "hypervisor_bad_input.yml"
+BAD_INPUT = Path(__file__).with_name("bad_input.yml")
 
 
 @pytest.fixture(scope="module")

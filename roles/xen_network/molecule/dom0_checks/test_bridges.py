@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "molecule"))
 from e2e_checks import E2E
-from module_utils.xen_xl import parse_xl_list
+
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_xl import parse_xl_list
 
 # A guest's interfaces: vif<domid>.<n> (PV and PVH), tap<domid>.<n> (HVM).
 GUEST_LINK = re.compile(r"^(?:vif|tap)(\d+)\.\d+$")
