@@ -77,7 +77,7 @@ def test_too_large_memory_plan_fails_with_the_exact_message(host, report) -> Non
 
 def test_site_with_wrong_bridges_and_guests_stops_before_any_change(host) -> None:  # noqa: ANN001
     before = tree_digest(host, "/etc", "/boot")
-    proc = playbook(REPO / "site.yml", "-e", f"@{scenario_file('bad_settings.yml')}")
+    proc = playbook(REPO / "site.yml", "-e", f"@{scenario_file('vars/bad_settings.yml')}")
     after = tree_digest(host, "/etc", "/boot")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
