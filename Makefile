@@ -29,7 +29,7 @@ export PY_COLORS ?= 0
 XEN_LAB := $(CURDIR)/$(VENV)/bin/python $(CURDIR)/tests/xen-lab
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup host-packages lab lab-destroy lab-ssh test lint unit integration \
+.PHONY: help setup host-packages lab lab-destroy lab-ssh test lint sanity ee-check unit integration \
         molecule molecule-all docs docs-check bench
 
 help:
@@ -81,6 +81,19 @@ lint: $(STAMP)
 	ruff check .
 	ruff format --check .
 	$(MAKE) --no-print-directory docs-check
+	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory ee-check
+
+# ansible-test sanity on the collection as built and installed into a temporary
+# folder; ansible-test keeps one virtual environment per test (from PyPI) under
+# ~/.ansible/test/venv, so only a first run downloads. See tools/sanity.sh.
+sanity: $(STAMP)
+	tools/sanity.sh
+
+# The execution environment's build context (execution-environment.yml), written
+# into a temporary folder and checked; `tools/ee-context.sh DIR` writes one to build.
+ee-check: $(STAMP)
+	@context=$$(mktemp -d); trap 'rm -rf "$$context"' EXIT; tools/ee-context.sh "$$context"
 
 docs: $(STAMP)
 	$(VENV)/bin/python tools/role_docs.py

@@ -11,6 +11,7 @@ from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_inventory 
     guest_fact as xen_guests_fact,
 )
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_plan import (
+    default_bridge,
     plan_guests,
     validate_guests,
 )
@@ -219,4 +220,5 @@ class FilterModule:
             "xen_guests_fact": xen_guests_fact,
             "xen_guests_files": xen_guests_files,
             "xen_guests_template": xen_guests_template,
+            "xen_guests_default_bridge": default_bridge,
         }

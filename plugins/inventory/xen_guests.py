@@ -1,19 +1,10 @@
+# Copyright: xen-lab maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Inventory plugin ``xen_guests``: the guests of the Xen dom0s, reached through their dom0."""
 
+# Ansible plugins keep their imports below the documentation blocks.
+# ruff: noqa: E402
 from __future__ import annotations
-
-from typing import Any
-
-from ansible.inventory.helpers import get_group_vars, sort_groups
-from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
-from ansible.utils.vars import combine_vars
-from ansible.vars.plugins import get_vars_from_inventory_sources
-
-from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_inventory import (
-    guest_host_warnings,
-    guest_hosts,
-    valid_guests_from_settings,
-)
 
 DOCUMENTATION = r"""
 name: xen_guests
@@ -30,13 +21,16 @@ description:
     C(ansible_connection=local). Guests are never used as jump hosts.
   - The dom0's variables are read as a play sees them - host and group variables of the
     sources before this one plus C(host_vars/) and C(group_vars/) (every vars plugin) - but
-    only C(xen_guests_list), C(xen_guests_user), C(xen_guests_default_type) and the
-    connection variables. A C(xen_guests_list) that is a Jinja template is skipped with a
-    warning; connection variables and C(xen_guests_user) that are templates are evaluated
+    only C(xen_guests_list), C(xen_guests_user), C(xen_guests_default_type), the settings
+    that decide the bridge of an interface that names none (C(xen_guests_default_bridge),
+    else the xen_network role's C(xen_network_default_bridge) and C(xen_network_bridges),
+    as the xen_guests role reads them) and the connection variables. A
+    C(xen_guests_list) that is a Jinja template is skipped with a warning; the bridge
+    settings, connection variables and C(xen_guests_user) that are templates are evaluated
     with the dom0's variables.
   - Running guests are listed at the static IPv4 address of their first interface, else at
     its static IPv6 address, else - the guest takes its address by DHCP - at the IPv6
-    link-local address of the first NIC's stable MAC on the dom0's bridge (for example
+    link-local address of the first NIC's stable MAC on its bridge (for example
     C(fe80::216:3eff:fe12:3456%xenbr0) for MAC C(00:16:3e:12:34:56) on C(xenbr0)), which
     the jump through the dom0 reaches whatever address DHCP handed out; Debian guests
     configure that address on every NIC as the link comes up. Stopped guests, and guests
@@ -76,6 +70,20 @@ keyed_groups:
     key: xen_guest_type
 """
 
+from typing import Any
+
+from ansible.inventory.helpers import get_group_vars, sort_groups
+from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
+from ansible.utils.vars import combine_vars
+from ansible.vars.plugins import get_vars_from_inventory_sources
+
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_inventory import (
+    guest_host_warnings,
+    guest_hosts,
+    valid_guests_from_settings,
+)
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_plan import default_bridge
+
 # The dom0's variables that say how Ansible reaches it, and the guests' login user.
 CONNECTION_VARS = (
     "ansible_host",
@@ -88,6 +96,8 @@ CONNECTION_VARS = (
     "xen_guests_user",
     "xen_guest_dom0",
 )
+# The dom0's variables that decide the bridge of a guest interface that names none.
+BRIDGE_VARS = ("xen_guests_default_bridge", "xen_network_default_bridge", "xen_network_bridges")
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable):
@@ -169,6 +179,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         default_type = dom0_vars.get("xen_guests_default_type")
         if isinstance(default_type, str) and not self.templar.is_possibly_template(default_type):
             defaults["type"] = str(default_type)
+        # As the role does: no xen_network_facts yet, the network role's settings instead.
+        bridge = self._templated(dom0, dom0_vars, BRIDGE_VARS)
+        defaults["bridge"] = default_bridge(
+            bridge.get("xen_guests_default_bridge") or "",
+            None,
+            bridge.get("xen_network_default_bridge") or "",
+            bridge.get("xen_network_bridges"),
+        )
         facts, problems = valid_guests_from_settings(settings, defaults)
         if problems:
             self.display.warning(
@@ -177,18 +195,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             )
         if not facts:
             return []
-        connection = self._connection_vars(dom0, dom0_vars)
+        connection = self._templated(dom0, dom0_vars, CONNECTION_VARS)
         for warning in guest_host_warnings(dom0, connection, facts, taken):
             self.display.warning(f"xen_guests inventory, dom0 {warning}")
         return guest_hosts(dom0, connection, facts, taken)
 
-    def _connection_vars(self, dom0: str, dom0_vars: dict[str, Any]) -> dict[str, Any]:
-        """The dom0's connection variables, templates evaluated with its variables."""
+    def _templated(
+        self, dom0: str, dom0_vars: dict[str, Any], keys: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """The dom0's variables KEYS that are set, templates evaluated with its variables."""
         templar = self.templar.copy_with_new_env(
             available_variables={**dom0_vars, "inventory_hostname": dom0}
         )
         return {
-            key: templar.template(dom0_vars[key])
-            for key in CONNECTION_VARS
-            if dom0_vars.get(key) is not None
+            key: templar.template(dom0_vars[key]) for key in keys if dom0_vars.get(key) is not None
         }

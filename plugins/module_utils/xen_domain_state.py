@@ -262,7 +262,7 @@ def plan_actions(
 
 
 def _check(command: list[str], result: tuple[int, str, str]) -> None:
-    rc, _, err = result
+    rc, _out, err = result
     if rc != 0:
         raise RuntimeError(
             MSG_XL_FAILED.format(command=" ".join(command), rc=rc, stderr=err.strip())
@@ -271,7 +271,7 @@ def _check(command: list[str], result: tuple[int, str, str]) -> None:
 
 def _listed_state(xl: str, name: str, run: Runner) -> str | None:
     """The run state of one domain now, or None once xl no longer lists it."""
-    rc, out, _ = run([xl, "list", name])
+    rc, out, _err = run([xl, "list", name])
     if rc != 0:
         return None
     return parse_run_states(out).get(name)

@@ -145,7 +145,7 @@ def guest_hosts(
     never can). Each host is {"name", "groups", "vars"}; ``ansible_ssh_common_args`` is
     empty when the dom0 is the controller (``ansible_connection: local``).
     """
-    chosen, _ = _select(dom0_name, dom0_vars, guests, taken)
+    chosen = _select(dom0_name, dom0_vars, guests, taken)[0]
     if not chosen:
         return []
     # A dom0 that is the controller itself (connection local) is on the guests' bridge.

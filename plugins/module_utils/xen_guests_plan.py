@@ -16,6 +16,10 @@ Host facts (all optional; a missing fact skips the checks that need it):
 - ``bridges``, ``volume_groups``: names that exist on the host.
 - ``existing_domains``: running domains, as a mapping of name to memory in MiB (or a
   list of names); memory held by a listed guest counts as available to it.
+
+Settings (``DEFAULTS``; the role passes its ``xen_guests_*`` values) give what a guest
+leaves out, and what every guest shares: a planned guest carries all its template
+needs, so the templates read ``guest`` and nothing else of the planner's.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import difflib
 import hashlib
 import ipaddress
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import parse_size_mib
@@ -32,6 +37,21 @@ TYPES = ("pv", "pvh", "hvm")
 STATES = ("running", "stopped", "absent")
 RELEASES = ("trixie", "bookworm")
 BACKENDS = ("file", "lvm")
+# xl.cfg(5) event actions; soft-reset is left out: it serves only on_soft_reset.
+ACTIONS = (
+    "destroy",
+    "restart",
+    "rename-restart",
+    "preserve",
+    "coredump-destroy",
+    "coredump-restart",
+)
+# xl.cfg(5) tsc_mode of HVM guests (native_paravirt was removed from Xen).
+TSC_MODES = ("default", "always_emulate", "native")
+# The device model HVM guests need on the dom0 (Debian installs it only as a Recommends).
+DEVICE_MODEL = "qemu-system-xen"
+# The xen_network role's default bridges are one primary xenbr0.
+NETWORK_DEFAULT_BRIDGE = "xenbr0"
 MIN_MEMORY_MIB = 128
 # Virtual disk names. HVM guests also see their first disks as emulated IDE
 # disks by position, and the CD-ROMs sit at hdc and hdd, so HVM disks skip
@@ -54,6 +74,9 @@ GUEST_KEYS = (
     "state",
     "purge",
     "template",
+    "on_reboot",
+    "on_crash",
+    "tsc_mode",
 )
 DISK_KEYS = ("size", "backend", "vg", "name")
 INTERFACE_KEYS = ("bridge", "mac", "ipv4", "ipv6")
@@ -76,6 +99,13 @@ DEFAULTS: dict[str, Any] = {
     "nameservers": [],
     "kernel_extra": "console=hvc0",
     "image_size_mib": 2048,
+    "on_reboot": "restart",
+    "on_crash": "restart",
+    # Empty: xl.cfg gets no tsc_mode, and Xen uses its own default.
+    "tsc_mode": "",
+    # grub-xen-host's GRUB images, which boot PV and PVH guests made from os.image.
+    "pv_kernel": "/usr/lib/grub-xen/grub-x86_64-xen.bin",
+    "pvh_kernel": "/usr/lib/grub-xen/grub-i386-xen_pvh.bin",
 }
 
 # A guest's name becomes a file name, an LVM volume name and a host name.
@@ -186,6 +216,16 @@ MSG_ROOT_SMALL = (
 MSG_DEFAULT_SSH_KEY = (
     "Guest {name}: xen_guests_ssh_authorized_keys[{index}] is not a one-line public key."
 )
+MSG_ACTION = (
+    "Guest {name}: {field} {value!r} is not one of destroy, restart, rename-restart, preserve,"
+    " coredump-destroy, coredump-restart."
+)
+MSG_TSC_MODE = "Guest {name}: {field} {value!r} is not one of default, always_emulate, native."
+MSG_TSC_MODE_TYPE = (
+    "Guest {name}: tsc_mode applies only to type hvm, not {type}; leave it out for PV and PVH"
+    " guests."
+)
+MSG_GRUB_PATH = "Guest {name}: {field} {value!r} is not an absolute path on the dom0."
 MSG_TEMPLATE = (
     "Guest {name}: template {value!r} must be a file name under templates/ (letters, digits,"
     " '.', '_', '-'), without slashes or '..'."
@@ -206,6 +246,34 @@ def stable_mac(name: str, index: int) -> str:
 def instance_id(name: str) -> str:
     """cloud-init's instance-id: stable for a name, so a re-run never re-provisions."""
     return "iid-" + hashlib.sha256(f"xen-guest/{name}".encode()).hexdigest()[:16]
+
+
+def default_bridge(
+    bridge: Any = "",
+    network_facts: Any = None,
+    network_default_bridge: Any = "",
+    network_bridges: Any = None,
+) -> str:
+    """The bridge of a dom0's guest interfaces that name none (``xen_guests_default_bridge``).
+
+    ``bridge`` set: that bridge. Empty: the xen_network role's default bridge - its
+    ``xen_network_facts.default_bridge`` when that role ran earlier in the same run, else
+    as its settings give it (``xen_network_default_bridge``, else the primary bridge of
+    ``xen_network_bridges``, else the first), else xenbr0, the bridge of that role's
+    defaults. The role and the inventory plugin both ask this, so a DHCP guest's
+    link-local address names the bridge the guest is really on.
+    """
+    if bridge:
+        return str(bridge)
+    if isinstance(network_facts, Mapping) and network_facts.get("default_bridge"):
+        return str(network_facts["default_bridge"])
+    if network_default_bridge:
+        return str(network_default_bridge)
+    if not isinstance(network_bridges, list):
+        return NETWORK_DEFAULT_BRIDGE
+    named = [b for b in network_bridges if isinstance(b, Mapping) and b.get("name")]
+    primary = [b for b in named if b.get("primary") is True]
+    return str((primary + named)[0]["name"]) if named else NETWORK_DEFAULT_BRIDGE
 
 
 def _is_int(value: Any) -> bool:
@@ -240,6 +308,13 @@ def _bool(name: str, field: str, value: Any, errors: list[str]) -> bool:
         errors.append(MSG_BOOL.format(name=name, field=field, value=value))
         return False
     return value
+
+
+def _setting(raw: dict[str, Any], key: str, defaults: dict[str, Any]) -> tuple[Any, str]:
+    """The guest's own KEY, else the role's default, with the name a problem names it by."""
+    if raw.get(key) is not None:
+        return raw[key], key
+    return defaults[key], f"xen_guests_default_{key}"
 
 
 def _disk(
@@ -584,6 +659,21 @@ def _guest(
         errors.append(MSG_TEMPLATE.format(name=name, value=template))
         template = None
 
+    actions: dict[str, Any] = {}
+    for key in ("on_reboot", "on_crash"):
+        value, field = _setting(raw, key, defaults)
+        if value not in ACTIONS:
+            errors.append(MSG_ACTION.format(name=name, field=field, value=value))
+        actions[key] = value
+    tsc_mode = None
+    if gtype == "hvm":
+        value, field = _setting(raw, "tsc_mode", defaults)
+        if value not in (None, "") and value not in TSC_MODES:
+            errors.append(MSG_TSC_MODE.format(name=name, field=field, value=value))
+        tsc_mode = value or None
+    elif gtype is not None and raw.get("tsc_mode") not in (None, ""):
+        errors.append(MSG_TSC_MODE_TYPE.format(name=name, type=gtype))
+
     config_dir = defaults["config_dir"].rstrip("/")
     seed_dir = f"{defaults['seed_dir'].rstrip('/')}/{name}"
     boot_dir = f"{defaults['boot_dir'].rstrip('/')}/{name}"
@@ -594,6 +684,14 @@ def _guest(
     )
     root_vdev = disks[0]["vdev"] if disks else "xvda"
     cmdline = f"root=/dev/{root_vdev}1 ro {defaults['kernel_extra']}".strip()
+    # What xl boots: the release's own kernel, or for a PV or PVH guest from os.image
+    # grub-xen-host's GRUB, which reads the guest's /boot/grub/grub.cfg.
+    kernel = f"{boot_dir}/vmlinuz" if direct_boot else None
+    if not direct_boot and gtype in ("pv", "pvh") and os_source is not None:
+        kernel = defaults[f"{gtype}_kernel"]
+        if not isinstance(kernel, str) or not kernel.startswith("/"):
+            field = f"xen_guests_{gtype}_kernel"
+            errors.append(MSG_GRUB_PATH.format(name=name, field=field, value=kernel))
     return {
         "name": name,
         "type": gtype,
@@ -623,12 +721,17 @@ def _guest(
         "seed_image": f"{seed_dir}/seed.iso",
         "direct_boot": direct_boot,
         "boot_dir": boot_dir,
-        "kernel": f"{boot_dir}/vmlinuz" if direct_boot else None,
+        "kernel": kernel,
         "ramdisk": f"{boot_dir}/initrd.img" if direct_boot else None,
         "cmdline": cmdline if direct_boot else None,
         # HVM guests read the seed and an installer ISO from emulated CD-ROMs.
         "seed_vdev": "hdd" if gtype == "hvm" else "xvdz",
         "iso_vdev": "hdc",
+        "on_reboot": actions["on_reboot"],
+        "on_crash": actions["on_crash"],
+        "tsc_mode": tsc_mode,
+        # Packages the dom0 needs to run the guest.
+        "dom0_packages": [DEVICE_MODEL] if gtype == "hvm" and state != "absent" else [],
         "instance_id": instance_id(name),
         "index": index,
     }

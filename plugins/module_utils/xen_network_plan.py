@@ -951,7 +951,9 @@ def _addressing(
             b.name
             for b in bridges
             if any(
-                key.lower() == "gateway" for _, options in out[b.name][index] for key, _ in options
+                key.lower() == "gateway"
+                for _method, options in out[b.name][index]
+                for key, _value in options
             )
         ]
         if len(with_gateway) > 1:

@@ -1,5 +1,7 @@
 """Parse memory sizes as users write them ("512M", "4GiB", 1024) into whole MiB."""
 
+from __future__ import annotations
+
 import re
 from fractions import Fraction
 

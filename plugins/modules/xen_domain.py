@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: xen-lab maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module xen_domain: start, stop and restart Xen guests from their xl.cfg files."""
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ description:
   - Writing, validating and removing the config files is the calling role's job.
 version_added: "1.0.0"
 author:
-  - xen-lab maintainers
+  - xen-lab maintainers (!UNKNOWN)
 options:
   domains:
     description: The domains to manage, each by name and config file.
@@ -76,7 +78,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Guests run as configured
-  xen_domain:
+  xen_lab.dom0.xen_domain:
     domains:
       - name: web1
         config: /etc/xen/web1.cfg
@@ -85,8 +87,8 @@ EXAMPLES = r"""
         state: stopped
 
 - name: Guests whose config changed run with the new config
-  xen_domain:
-    domains: "{{ __xen_guests_changed | map('combine', {'restart': true}) }}"
+  xen_lab.dom0.xen_domain:
+    domains: "{{ changed_guests | map('combine', {'restart': true}) }}"
     allow_restart: true
     shutdown_timeout: 300
 """

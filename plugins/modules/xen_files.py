@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: xen-lab maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module xen_files: many folders, files, copies and links in one run."""
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ description:
   - Everything is owned by the user the module runs as (root on a dom0).
 version_added: "1.0.0"
 author:
-  - xen-lab maintainers
+  - xen-lab maintainers (!UNKNOWN)
 options:
   directories:
     description: Folders that must exist, created with their parents.
@@ -132,9 +134,9 @@ notes:
 
 EXAMPLES = r"""
 - name: Guest configs and their folders are in place
-  xen_files:
+  xen_lab.dom0.xen_files:
     directories:
-      - path: /var/lib/xen/seed/web1
+      - path: /var/lib/xen/seeds/web1
         mode: "0700"
     files:
       - path: /etc/xen/web1.cfg
@@ -157,7 +159,7 @@ exists:
   description: For each path of I(probe), whether it existed before the module changed anything.
   returned: always
   type: dict
-  sample: {/var/lib/xen/seed/web1.iso: true}
+  sample: {/var/lib/xen/seeds/web1/seed.iso: true}
 """
 
 # Ansible modules keep their imports below the documentation blocks.
@@ -181,9 +183,11 @@ _FILE = {
 ARGUMENT_SPEC = {
     "directories": _entries(path=_REQUIRED_PATH, mode=_REQUIRED_STR),
     "files": _entries(**_FILE),
-    "secret_files": _entries(
-        **{**_FILE, "content": {"type": "str", "required": True, "no_log": True}}
-    ),
+    # The list is not a secret itself; the content of each entry is.
+    "secret_files": {
+        **_entries(**{**_FILE, "content": {"type": "str", "required": True, "no_log": True}}),
+        "no_log": False,
+    },
     "copies": _entries(src=_REQUIRED_PATH, dest=_REQUIRED_PATH, mode=_REQUIRED_STR),
     "links": _entries(src=_REQUIRED_PATH, dest=_REQUIRED_PATH),
     "absent": {"type": "list", "elements": "path", "default": []},

@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: xen-lab maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module xen_read: a role's reads of a host in one module run."""
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ description:
   - Runs in check mode too, with the same answers.
 version_added: "1.0.0"
 author:
-  - xen-lab maintainers
+  - xen-lab maintainers (!UNKNOWN)
 options:
   paths:
     description: Paths whose kind, mode and owner are returned; a final link is not followed.
@@ -78,7 +80,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Host's Xen state is read
-  xen_read:
+  xen_lab.dom0.xen_read:
     files: [/proc/xen/capabilities, /boot/grub/grub.cfg]
     commands:
       xl_info: [xl, info]

@@ -4,11 +4,15 @@ and on guests planned by module_utils/xen_guests_plan.py."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ansible_collections.xen_lab.dom0.plugins.filter import xen_guests as fg
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
@@ -445,6 +449,7 @@ def test_the_filter_module_offers_every_filter() -> None:
         "xen_guests_fact": fg.xen_guests_fact,
         "xen_guests_files": fg.xen_guests_files,
         "xen_guests_template": fg.xen_guests_template,
+        "xen_guests_default_bridge": gp.default_bridge,
     }
 
 
@@ -486,3 +491,100 @@ def test_files_of_a_pvh_guest_with_autostart_and_a_stopped_hvm_guest() -> None:
     ]
     assert files["links"] == [{"src": "/etc/xen/web1.cfg", "dest": "/etc/xen/auto/web1.cfg"}]
     assert files["unlinked"] == ["/etc/xen/auto/win1.cfg"]
+
+
+# The packages the role installs on the dom0, through its own vars/main.yml in Ansible.
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = ROOT / "roles" / "xen_guests"
+# What the role's one xen_read found: the image tools installed, nothing else.
+READ = {
+    "mmdebstrap": "1.5.7-1",
+    "e2fsprogs": "1.47.2-3",
+    "fdisk": "2.41-5",
+    "genisoimage": "9:1.1.11-4",
+    "qemu-utils": "",
+    "qemu-system-xen": "",
+}
+
+
+def role_packages(tmp_path: Path, guests: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """__xen_guests_read_packages, __xen_guests_packages and the missing ones, as the role
+    computes them for GUESTS (its defaults and vars under a role that only plans)."""
+    role = tmp_path / "roles" / "guests_planned"
+    for folder in ("defaults", "vars"):
+        (role / folder).mkdir(parents=True)
+        (role / folder / "main.yml").symlink_to(ROLE / folder / "main.yml")
+    (role / "tasks").mkdir()
+    out = tmp_path / "packages.json"
+    tasks = [
+        {
+            "name": "The guests are planned",
+            "ansible.builtin.set_fact": {
+                "__xen_guests_plan": "{{ xen_guests_list | xen_lab.dom0.xen_guests_plan({},"
+                " __xen_guests_settings) }}"
+            },
+        },
+        {
+            "name": "The packages are written down",
+            "ansible.builtin.copy": {
+                "dest": str(out),
+                "mode": "0600",
+                "content": "{{ {'read': __xen_guests_read_packages,"
+                " 'install': __xen_guests_packages,"
+                " 'missing': __xen_guests_packages | xen_lab.dom0.xen_read_missing_packages("
+                "__xen_guests_read.packages)} | to_json }}",
+            },
+        },
+    ]
+    (role / "tasks" / "main.yml").write_text(json.dumps(tasks))
+    play = [
+        {
+            "name": "The role's packages",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars": {"xen_guests_list": guests, "__xen_guests_read": {"packages": READ}},
+            "roles": ["guests_planned"],
+        }
+    ]
+    (tmp_path / "play.yml").write_text(json.dumps(play))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), str(tmp_path / "play.yml")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(out.read_text())
+
+
+def test_the_role_installs_the_device_model_when_a_guest_that_stays_is_hvm(
+    tmp_path: Path,
+) -> None:
+    win1 = {"name": "win1", "type": "hvm", "os": {"iso": "/srv/x.iso"}, "interfaces": []}
+    old1 = {**win1, "name": "old1", "state": "absent"}
+    web1 = {"name": "web1", "os": {"release": "trixie"}}
+    found = role_packages(tmp_path / "hvm", [web1, win1])
+    tools = ["mmdebstrap", "e2fsprogs", "fdisk", "genisoimage"]
+    # One read, before the plan, covers every package the role may install.
+    assert found["read"] == [*tools, "qemu-utils", "qemu-system-xen"]
+    assert found["install"] == [*tools, "qemu-system-xen"]
+    assert found["missing"] == ["qemu-system-xen"]
+    # Without an HVM guest that stays, nothing is missing and apt does not run.
+    found = role_packages(tmp_path / "pvh", [web1, old1])
+    assert (found["install"], found["missing"]) == (tools, [])
+
+
+def test_the_apt_task_installs_what_the_role_planned_after_one_read() -> None:
+    validate = yaml.safe_load((ROLE / "tasks" / "validate.yml").read_text())
+    (read,) = [t for t in validate if "xen_lab.dom0.xen_read" in t]
+    assert read["xen_lab.dom0.xen_read"]["packages"] == "{{ __xen_guests_read_packages }}"
+    provision = yaml.safe_load((ROLE / "tasks" / "provision.yml").read_text())
+    (apt,) = [t for t in provision if "ansible.builtin.apt" in t]
+    assert apt["ansible.builtin.apt"]["name"] == "{{ __xen_guests_packages }}"
+    assert "__xen_guests_packages | xen_lab.dom0.xen_read_missing_packages(" in apt["when"]

@@ -784,3 +784,129 @@ def test_the_guests_playbook_adds_the_guests_of_every_dom0_of_the_batch(tmp_path
         },
         "lab-pv1": {"group_names": ["xen_guests", "xen_guests_lab"], **LAB_PV1},
     }
+
+
+# --- the bridge of a DHCP guest: the inventory plugin and the role agree -----------------
+
+# A dom0 whose DHCP guest names no bridge, and one that does.
+BRIDGE_GUESTS_YML = """\
+---
+xen_guests_list:
+  - name: leased1
+    type: pv
+    disks: [{size: 3G}]
+    os: {release: trixie}
+  - name: pinned1
+    type: pvh
+    disks: [{size: 3G}]
+    interfaces: [{bridge: xenbr9}]
+    os: {release: trixie}
+"""
+
+# The role's own defaults and vars, under a role whose only task plans the guests as
+# roles/xen_guests/tasks/main.yml does (without the host: no xl, no bridges to check).
+PLAN_TASKS = [
+    {
+        "name": "The guests are planned with the role's settings",
+        "ansible.builtin.set_fact": {
+            "xen_guests_facts": "{{ (xen_guests_list | xen_lab.dom0.xen_guests_plan({},"
+            " __xen_guests_settings)).guests | map('xen_lab.dom0.xen_guests_fact') | list }}"
+        },
+    }
+]
+SHOWN_VARS = [
+    "ansible_host",
+    "ansible_user",
+    "ansible_ssh_common_args",
+    "xen_guest_dom0",
+    "xen_guest_type",
+    "ansible_ssh_private_key_file",
+]
+
+
+def guests_added_by_the_playbook(tmp_path: Path, inv: Path) -> dict[str, Any]:
+    """The guests of playbooks/guests.yml's add_host task, after the role's plan of them."""
+    role = tmp_path / "roles" / "guests_planned"
+    for folder in ("defaults", "vars"):
+        (role / folder).mkdir(parents=True)
+        (role / folder / "main.yml").symlink_to(ROOT / "roles" / "xen_guests" / folder / "main.yml")
+    (role / "tasks").mkdir()
+    (role / "tasks" / "main.yml").write_text(yaml.safe_dump(PLAN_TASKS))
+    post_tasks = yaml.safe_load((ROOT / "playbooks" / "guests.yml").read_text())[0]["post_tasks"]
+    out = tmp_path / "added.json"
+    shown = ", ".join(repr(name) for name in SHOWN_VARS)
+    plays = [
+        {
+            "name": "Guests are planned by the role and added",
+            "hosts": "xen_dom0s",
+            "gather_facts": False,
+            "roles": ["guests_planned"],
+            "post_tasks": post_tasks,
+        },
+        {
+            "name": "The guests are in the inventory",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "Their variables are written down",
+                    "ansible.builtin.copy": {
+                        "dest": str(out),
+                        "mode": "0600",
+                        "content": "{{ dict(groups['xen_guests'] | zip(groups['xen_guests']"
+                        " | map('extract', hostvars) | map('dict2items')"
+                        f" | map('selectattr', 'key', 'in', [{shown}])"
+                        " | map('items2dict'))) | to_json }}",
+                    },
+                }
+            ],
+        },
+    ]
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump(plays))
+    proc = run("ansible-playbook", "-i", inv, playbook)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize(
+    ("dom0_vars", "bridge"),
+    [
+        ({}, "xenbr0"),
+        ({"xen_guests_default_bridge": "xenbr-int"}, "xenbr-int"),
+        # Unset: the xen_network role's default bridge, from its settings.
+        (
+            {"xen_network_bridges": [{"name": "br-lan"}, {"name": "br-wan", "primary": True}]},
+            "br-wan",
+        ),
+        (
+            {
+                "xen_guests_default_bridge": "{{ xen_network_default_bridge }}",
+                "xen_network_default_bridge": "xenbr20",
+            },
+            "xenbr20",
+        ),
+    ],
+    ids=["unset", "set", "network-primary", "template"],
+)
+def test_the_plugin_and_the_playbook_put_a_dhcp_guest_on_the_dom0s_default_bridge(
+    tmp_path: Path, dom0_vars: dict[str, Any], bridge: str
+) -> None:
+    inv = inventory_dir(tmp_path, guests=BRIDGE_GUESTS_YML)
+    (inv / "host_vars" / "lab.yml").write_text(yaml.safe_dump(dom0_vars))
+    data, stderr = inventory_list(inv)
+    assert "WARNING" not in stderr
+    listed = {
+        name: {k: v for k, v in data["_meta"]["hostvars"][name].items() if k in SHOWN_VARS}
+        for name in hosts_of(data, "xen_guests")
+    }
+    leased = eui64_link_local(gp.stable_mac("leased1", 0), bridge)
+    pinned = eui64_link_local(gp.stable_mac("pinned1", 0), "xenbr9")
+    assert (listed["leased1"]["ansible_host"], listed["pinned1"]["ansible_host"]) == (
+        leased,
+        pinned,
+    )
+    # Without the plugin's source, the run's own add_host gives each guest the same variables.
+    (inv / "zz-guests.xen_guests.yml").unlink()
+    assert guests_added_by_the_playbook(tmp_path, inv) == listed

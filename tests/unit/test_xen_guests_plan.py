@@ -272,6 +272,29 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "Guest web1: unknown key 'brige' in interfaces[0] (did you mean 'bridge'?).",
     ),
     (
+        "unknown reboot action",
+        {"on_reboot": "reboot"},
+        "Guest web1: on_reboot 'reboot' is not one of destroy, restart, rename-restart, preserve,"
+        " coredump-destroy, coredump-restart.",
+    ),
+    (
+        "soft-reset as crash action",
+        {"on_crash": "soft-reset"},
+        "Guest web1: on_crash 'soft-reset' is not one of destroy, restart, rename-restart,"
+        " preserve, coredump-destroy, coredump-restart.",
+    ),
+    (
+        "unknown tsc mode",
+        {"type": "hvm", "tsc_mode": "native_paravirt"},
+        "Guest web1: tsc_mode 'native_paravirt' is not one of default, always_emulate, native.",
+    ),
+    (
+        "tsc mode on pvh",
+        {"tsc_mode": "native"},
+        "Guest web1: tsc_mode applies only to type hvm, not pvh; leave it out for PV and PVH"
+        " guests.",
+    ),
+    (
         "root disk smaller than the release image",
         {"disks": [{"size": "1G"}]},
         "Guest web1: disks[0].size is 1024 MiB, smaller than the 2048 MiB image of"
@@ -556,6 +579,90 @@ def test_hvm_guests_and_image_guests_boot_without_a_kernel_of_ours(
 ) -> None:
     (g,) = gp.plan_guests([guest(type=gtype, os=os)], lab_host())
     assert g["direct_boot"] is False
-    assert (g["kernel"], g["ramdisk"], g["cmdline"]) == (None, None, None)
+    # PV and PVH guests from an image boot grub-xen-host's GRUB; HVM guests their disk.
+    grub = {
+        "hvm": None,
+        "pv": "/usr/lib/grub-xen/grub-x86_64-xen.bin",
+        "pvh": "/usr/lib/grub-xen/grub-i386-xen_pvh.bin",
+    }[gtype]
+    assert (g["kernel"], g["ramdisk"], g["cmdline"]) == (grub, None, None)
     # The folder is named anyway; the role makes it only for direct-boot guests.
     assert g["boot_dir"] == "/var/lib/xen/boot/web1"
+
+
+def test_the_grub_images_come_from_the_settings_and_must_be_absolute_paths() -> None:
+    image = {"image": "/srv/a.raw"}
+    settings = {"pv_kernel": "/opt/pv.bin", "pvh_kernel": "grub.bin"}
+    guests = [guest(type="pv", os=image), guest(name="web2", type="pvh", os=image, interfaces=[])]
+    assert gp.validate_guests(guests, lab_host(), settings) == [
+        "Guest web2: xen_guests_pvh_kernel 'grub.bin' is not an absolute path on the dom0."
+    ]
+    (g,) = gp.plan_guests(guests[:1], lab_host(), settings)
+    assert g["kernel"] == "/opt/pv.bin"
+    # Guests that boot no GRUB image never trip over it.
+    assert gp.validate_guests([guest()], lab_host(), {"pvh_kernel": ""}) == []
+
+
+def test_event_actions_and_tsc_mode_come_from_the_guest_else_the_settings() -> None:
+    hvm = guest(type="hvm", os={"iso": "/srv/x.iso"})
+    (g,) = gp.plan_guests([hvm], lab_host())
+    assert (g["on_reboot"], g["on_crash"], g["tsc_mode"]) == ("restart", "restart", None)
+    settings = {"on_reboot": "destroy", "on_crash": "preserve", "tsc_mode": "native"}
+    (g,) = gp.plan_guests([hvm], lab_host(), settings)
+    assert (g["on_reboot"], g["on_crash"], g["tsc_mode"]) == ("destroy", "preserve", "native")
+    own = {**hvm, "on_crash": "coredump-restart", "tsc_mode": "always_emulate"}
+    (g,) = gp.plan_guests([own], lab_host(), settings)
+    assert (g["on_reboot"], g["on_crash"], g["tsc_mode"]) == (
+        "destroy",
+        "coredump-restart",
+        "always_emulate",
+    )
+    # The TSC mode of the settings is for HVM guests: a PVH guest gets none.
+    (g,) = gp.plan_guests([guest()], lab_host(), settings)
+    assert g["tsc_mode"] is None
+
+
+def test_a_bad_role_default_is_named_as_the_role_setting() -> None:
+    settings = {"on_crash": "reset", "tsc_mode": "fast"}
+    assert gp.validate_guests([guest(type="hvm", os={"iso": "/x.iso"})], lab_host(), settings) == [
+        "Guest web1: xen_guests_default_on_crash 'reset' is not one of destroy, restart,"
+        " rename-restart, preserve, coredump-destroy, coredump-restart.",
+        "Guest web1: xen_guests_default_tsc_mode 'fast' is not one of default, always_emulate,"
+        " native.",
+    ]
+
+
+def test_hvm_guests_that_stay_need_the_device_model_on_the_dom0() -> None:
+    guests = [
+        guest(),
+        guest(name="pv1", type="pv", interfaces=[]),
+        guest(name="win1", type="hvm", os={"iso": "/srv/x.iso"}, interfaces=[]),
+        guest(name="old1", type="hvm", state="absent", interfaces=[]),
+    ]
+    planned = gp.plan_guests(guests, lab_host())
+    assert {g["name"]: g["dom0_packages"] for g in planned} == {
+        "web1": [],
+        "pv1": [],
+        "win1": ["qemu-system-xen"],
+        "old1": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "bridge"),
+    [
+        # The dom0's own setting wins over everything.
+        (("xenbr-int", {"default_bridge": "xenbr1"}, "xenbr2", None), "xenbr-int"),
+        # The xen_network role ran earlier in the run: its facts.
+        (("", {"default_bridge": "xenbr1"}, "xenbr2", None), "xenbr1"),
+        # Else the xen_network role's settings, as its planner reads them.
+        (("", None, "xenbr2", [{"name": "xenbr0", "primary": True}]), "xenbr2"),
+        (("", {}, "", [{"name": "br-lan"}, {"name": "br-wan", "primary": True}]), "br-wan"),
+        (("", None, "", [{"name": "br-lan"}, {"name": "br-wan"}]), "br-lan"),
+        # Else the xen_network role's own default bridges: one primary xenbr0.
+        (("", None, "", None), "xenbr0"),
+        ((), "xenbr0"),
+    ],
+)
+def test_the_default_bridge_follows_the_network_role(args: tuple[Any, ...], bridge: str) -> None:
+    assert gp.default_bridge(*args) == bridge

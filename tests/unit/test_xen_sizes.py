@@ -1,11 +1,8 @@
-"""Tests for the shared size parser and its Jinja filter xen_size_mib."""
+"""Tests for the shared size parser the planners use."""
 
-import re
 
 import pytest
-from ansible.errors import AnsibleFilterError
 
-from ansible_collections.xen_lab.dom0.plugins.filter.xen_sizes import FilterModule
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import (
     SIZE_ERROR,
     parse_size_mib,
@@ -76,21 +73,3 @@ def test_error_message_wording() -> None:
         " M, MiB, G, GiB, T or TiB (512M, 4G, 1.5GiB) that comes to a positive whole number"
         " of MiB."
     )
-
-
-def test_filter_returns_mib() -> None:
-    xen_size_mib = FilterModule().filters()["xen_size_mib"]
-    assert xen_size_mib("2G") == 2048
-
-
-def test_filter_raises_filter_error_with_the_same_message() -> None:
-    xen_size_mib = FilterModule().filters()["xen_size_mib"]
-    with pytest.raises(AnsibleFilterError, match=re.escape(SIZE_ERROR.format(value="0G"))):
-        xen_size_mib("0G")
-
-
-def test_filter_error_names_the_variable() -> None:
-    xen_size_mib = FilterModule().filters()["xen_size_mib"]
-    message = "xen_preflight_dom0_mem: " + SIZE_ERROR.format(value="4GB")
-    with pytest.raises(AnsibleFilterError, match=re.escape(message)):
-        xen_size_mib("4GB", "xen_preflight_dom0_mem")
