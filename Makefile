@@ -26,7 +26,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
-XEN_LAB := $(CURDIR)/$(VENV)/bin/python $(CURDIR)/tests/xen-lab
+XEN_LAB := $(CURDIR)/$(VENV)/bin/python $(CURDIR)/lab/xen-lab
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup host-packages lab lab-destroy lab-ssh test lint sanity ee-check unit integration \

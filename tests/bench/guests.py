@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "lab"))
 
 from xenlab import cli, config, image, vm  # noqa: E402
 
 BENCH = REPO / "tests" / "bench"
 INVENTORY = BENCH / "inventory"
 RESULTS = BENCH / "RESULTS.md"
-HARNESS = REPO / "tests" / "xen-lab"
+HARNESS = REPO / "lab" / "xen-lab"
 GUESTS = "playbooks/guests.yml"
 VM_NAME = "bench"
 DATA_DISK_GIB = 40

@@ -18,7 +18,7 @@ import pytest
 
 from xenlab import config, procs, vm
 
-HARNESS = Path(__file__).resolve().parents[1] / "xen-lab"
+HARNESS = Path(__file__).resolve().parents[2] / "lab" / "xen-lab"
 CACHE = config.cache_root()
 
 

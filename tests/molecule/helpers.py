@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-for _path in (REPO / "collections", REPO / "tests"):
+for _path in (REPO / "collections", REPO / "tests", REPO / "lab"):
     if str(_path) not in sys.path:
         sys.path.append(str(_path))
 

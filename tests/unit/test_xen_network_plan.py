@@ -33,7 +33,7 @@ FACTS_BRIDGED: dict[str, Any] = {
     "xenbr0": {"device": "xenbr0", "type": "bridge", "interfaces": ["ens3"]},
 }
 
-# What the lab harness writes into its images (tests/xenlab/config.py): no
+# What the lab harness writes into its images (lab/xenlab/config.py): no
 # `source` line, one DHCP NIC.
 LAB_INTERFACES = """\
 # The loopback network interface

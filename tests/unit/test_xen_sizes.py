@@ -1,6 +1,5 @@
 """Tests for the shared size parser the planners use."""
 
-
 import pytest
 
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import (
