@@ -14,13 +14,15 @@ content. Everything is owned by the user running it (root on a dom0).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shlex
 import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ MSG_NOT_A_LINK = "{path} exists and is not a symbolic link; remove it or rename 
 MSG_NOT_A_FILE = "{path} exists and is not a regular file."
 MSG_NO_SOURCE = "{src} does not exist, so {dest} cannot be copied from it."
 MSG_INVALID = "{path} was not written: `{command}` refused it (exit code {rc}): {output}"
+MSG_LOCKED = "{path} is held by another process: {message}"
 MSG_BAD_VALIDATE = "validate for {path} must contain %s where the file's path goes: {validate}"
 
 Runner = Callable[[list[str]], tuple[int, str]]
@@ -89,6 +92,28 @@ def _write(
         if os.path.lexists(temporary):
             os.unlink(temporary)
         raise
+
+
+@contextlib.contextmanager
+def hold(path: str | None, message: str) -> Iterator[None]:
+    """Holds an exclusive flock(2) on PATH, created if need be, or raises ValueError.
+
+    Never waits: another holder means another run is changing the same files.
+    The lock is the one shell scripts take with ``flock`` on the same path.
+    """
+    if not path:
+        yield
+        return
+    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(MSG_LOCKED.format(path=path, message=message)) from None
+        yield
+    finally:
+        os.close(handle)
 
 
 def _remove(path: str) -> None:

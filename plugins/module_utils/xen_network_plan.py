@@ -252,6 +252,21 @@ MSG_ROLLED_BACK_IFUP = (
     "The new network configuration was rolled back because `ifup {iface}` failed on the host; "
     "previous configuration restored. The host log is /var/log/xen-network-apply.log."
 )
+MSG_ROLLED_BACK_INSTALL = (
+    "The new network configuration was rolled back because {path} could not be installed on the "
+    "host; previous configuration restored. The host log is /var/log/xen-network-apply.log."
+)
+MSG_ROLLED_BACK_INTERRUPTED = (
+    "The new network configuration was rolled back because its apply script on the host was "
+    "{how} before the change was confirmed; previous configuration restored. The host log is "
+    "/var/log/xen-network-apply.log."
+)
+MSG_ROLLBACK_FAILED = (
+    "The new network configuration was NOT confirmed ({reason}) and the host could NOT fully "
+    "restore the previous one: {left}. The change stays recorded in "
+    "/var/lib/xen-network/pending, and xen-network-guard.service restores the remaining files "
+    "at the next boot; check the host's console and /var/log/xen-network-apply.log."
+)
 MSG_APPLY_FAILED = (
     "The network change was not applied ({reason}); the previous configuration is in place. The "
     "host log is /var/log/xen-network-apply.log."
@@ -1094,10 +1109,34 @@ def outcome_message(state: dict[str, Any], timeout: int, waited: int) -> str:
     reason = (state or {}).get("reason") or ""
     if status == "confirmed":
         return ""
-    if status == "rolled-back" and reason.startswith("ifup:"):
-        return MSG_ROLLED_BACK_IFUP.format(iface=reason.split(":", 1)[1])
+    if status == "rollback-failed":
+        return MSG_ROLLBACK_FAILED.format(reason=_why(reason, timeout), left=_left(state))
     if status == "rolled-back":
-        return MSG_ROLLED_BACK_TIMEOUT.format(timeout=timeout)
+        return _why(reason, timeout, sentence=True)
     if status == "failed":
         return MSG_APPLY_FAILED.format(reason=reason or "unknown reason")
     return MSG_UNREACHABLE.format(seconds=waited, timeout=timeout)
+
+
+def _why(reason: str, timeout: int, sentence: bool = False) -> str:
+    """Why the apply script rolled back: a whole message, or a few words for another one."""
+    kind, _, what = reason.partition(":")
+    if kind == "ifup":
+        return MSG_ROLLED_BACK_IFUP.format(iface=what) if sentence else f"`ifup {what}` failed"
+    if kind == "install":
+        return MSG_ROLLED_BACK_INSTALL.format(path=what) if sentence else f"{what} not installed"
+    if kind in ("signal", "apply-died"):
+        how = f"stopped (SIG{what})" if kind == "signal" else "killed"
+        return MSG_ROLLED_BACK_INTERRUPTED.format(how=how) if sentence else f"apply script {how}"
+    if sentence:
+        return MSG_ROLLED_BACK_TIMEOUT.format(timeout=timeout)
+    return f"no confirmation within {timeout} s"
+
+
+def _left(state: dict[str, Any]) -> str:
+    """The apply script's left=files:A,B or left=down:X,Y in words."""
+    kind, _, items = str(state.get("left") or "").partition(":")
+    names = ", ".join(item for item in items.split(",") if item) or "unknown"
+    if kind == "down":
+        return f"the files are back but these interfaces did not come up: {names}"
+    return f"these files could not be put back: {names}"

@@ -127,6 +127,16 @@ options:
     type: list
     elements: path
     default: []
+  lock:
+    description:
+      - A lock file to hold (C(flock), exclusive) while the module works, created if missing.
+      - When another process holds it, the module fails at once with I(lock_message)
+        and changes nothing.
+    type: path
+  lock_message:
+    description: What the failure says when I(lock) is held by another process.
+    type: str
+    default: another run is changing these files; nothing was changed
 notes:
   - Supports check mode and diff mode. In check mode nothing is validated,
     and a copy whose source does not exist yet is reported as a change.
@@ -192,6 +202,11 @@ ARGUMENT_SPEC = {
     "links": _entries(src=_REQUIRED_PATH, dest=_REQUIRED_PATH),
     "absent": {"type": "list", "elements": "path", "default": []},
     "probe": {"type": "list", "elements": "path", "default": []},
+    "lock": {"type": "path"},
+    "lock_message": {
+        "type": "str",
+        "default": "another run is changing these files; nothing was changed",
+    },
 }
 
 
@@ -202,9 +217,10 @@ def main() -> None:
         rc, out, err = module.run_command(argv)
         return rc, (out + err).strip()
 
-    steps = {name: module.params[name] for name in ARGUMENT_SPEC}
+    steps = {name: module.params[name] for name in ARGUMENT_SPEC if not name.startswith("lock")}
     try:
-        result = xen_files.apply(**steps, check=module.check_mode, run=run)
+        with xen_files.hold(module.params["lock"], module.params["lock_message"]):
+            result = xen_files.apply(**steps, check=module.check_mode, run=run)
     except (ValueError, OSError) as exc:
         module.fail_json(msg=str(exc))
     output: dict[str, object] = {

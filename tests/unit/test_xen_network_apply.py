@@ -1,14 +1,19 @@
 """The apply script (roles/xen_network/templates/xen-network-apply.sh.j2) with
-ifupdown replaced by stubs that record their calls: the order of ifdown/ifup,
-the confirmation, the rollback that restores files byte for byte, the lock.
+ifupdown and systemd replaced by stubs that record their calls: the order of
+ifdown/ifup, the confirmation, the rollback that restores files byte for byte,
+the lock, and the safety net for a script that dies (the rescue) or a host
+that reboots (the boot guard) inside the confirmation window.
 
-The stubs only play ifupdown's part; the Molecule scenario runs the script
-with the real ifupdown in a VM.
+Every path the script touches is a folder of the test's own (/etc/network,
+/var/lib, /run, /sys/class/net and the DHCP clients' pid files): nothing runs
+against the real host. The Molecule scenario runs the script with the real
+ifupdown and systemd in a VM.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import threading
@@ -19,6 +24,8 @@ from typing import Any
 import jinja2
 import pytest
 import yaml
+
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_files
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "xen_network"
 
@@ -71,25 +78,41 @@ STUBS = {
     ),
     "ifdown": (
         'echo "ifdown $*" >>"$STUB_DIR/calls"\n'
+        '[ -n "${SLOW_IFDOWN:-}" ] && sleep "$SLOW_IFDOWN"\n'
         "for i; do iface=$i; done\n"
         'grep -vx "$iface=$iface" "$STUB_DIR/state" >"$STUB_DIR/state.new"\n'
         'mv "$STUB_DIR/state.new" "$STUB_DIR/state"\n'
+    ),
+    # systemd: recorded, never run; a test plays the timer or the unit.
+    "systemd-run": 'echo "systemd-run $*" >>"$STUB_DIR/systemd"\n',
+    "systemctl": 'echo "systemctl $*" >>"$STUB_DIR/systemd"\n',
+    # A full disk, or a file system that refuses a rename, for paths that
+    # contain $FAIL_CP or $FAIL_MV.
+    "cp": (
+        'case "$*" in *"${FAIL_CP:-//}"*) echo "cp: No space left on device" >&2; exit 1 ;; esac\n'
+        'exec /bin/cp "$@"\n'
+    ),
+    "mv": (
+        'case "$*" in *"${FAIL_MV:-//}"*) echo "mv: Read-only file system" >&2; exit 1 ;; esac\n'
+        'exec /bin/mv "$@"\n'
     ),
 }
 
 
 class Host:
-    """A directory tree standing in for /etc/network, /var/lib and /run."""
+    """A directory tree standing in for /etc/network, /var/lib, /run and /sys."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.etc = root / "etc" / "network"
         self.base = root / "var" / "lib" / "xen-network"
-        self.staged = self.base / "staged"
         self.run = root / "run" / "xen-network"
+        self.staged = self.run / "staged-t0ken"
+        self.sys_net = root / "sys" / "class" / "net"
+        self.pids = root / "run"
         self.log = root / "apply.log"
         self.stubs = root / "stubs"
-        for path in (self.etc / "interfaces.d", self.staged, self.stubs):
+        for path in (self.etc / "interfaces.d", self.staged, self.stubs, self.sys_net):
             path.mkdir(parents=True)
         (self.etc / "interfaces").write_bytes(OLD_INTERFACES)
         (self.etc / "interfaces").chmod(0o644)
@@ -116,14 +139,22 @@ class Host:
             ansible_managed="Ansible managed",
             __xen_network_etc_dir=str(self.etc),
             __xen_network_state_dir=str(self.base),
-            __xen_network_stage_dir=str(self.staged),
             __xen_network_run_dir=str(self.run),
+            __xen_network_sys_net_dir=str(self.sys_net),
+            __xen_network_pid_dir=str(self.pids),
             __xen_network_log=str(self.log),
             __xen_network_ipv6_conf_dir=str(self.stubs / "ipv6"),
         )
         template = (ROLE / "templates" / "xen-network-apply.sh.j2").read_text()
         env = jinja2.Environment(trim_blocks=True, keep_trailing_newline=True)
         return env.from_string(template).render(**variables)
+
+    def stage(self, token: str) -> None:
+        """The staged files and manifest of another run."""
+        staged = self.run / f"staged-{token}"
+        staged.mkdir(parents=True, exist_ok=True)
+        for path in self.staged.iterdir():
+            (staged / path.name).write_bytes(path.read_bytes())
 
     def manifest(self, *lines: str) -> None:
         etc = self.etc
@@ -142,6 +173,9 @@ class Host:
     def apply(
         self, timeout: int, token: str = "t0ken", env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
+        return self.start([token, str(timeout)], env)
+
+    def start(self, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         run_env = {
             **os.environ,
             "PATH": f"{self.stubs}:{os.environ['PATH']}",
@@ -150,7 +184,22 @@ class Host:
             "ENS3_NONE": ENS3_NONE.replace("\\", "\\\\").replace("/", "\\/"),
             **(env or {}),
         }
-        return subprocess.Popen([str(self.script), token, str(timeout)], env=run_env)
+        return subprocess.Popen([str(self.script), *args], env=run_env)
+
+    def wait_for(self, prefix: str, token: str = "t0ken") -> None:
+        for _ in range(400):
+            if self.state(token).startswith(prefix):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"state never became {prefix!r}: {self.state(token)!r}")
+
+    def systemd(self) -> list[str]:
+        path = self.stubs / "systemd"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def leftovers(self) -> list[str]:
+        """The script's own files beside the targets, which must never stay."""
+        return sorted(p.name for p in self.etc.rglob(".*xen-network-*"))
 
     def state(self, token: str = "t0ken") -> str:
         path = self.run / f"state-{token}"
@@ -163,6 +212,9 @@ class Host:
         return {
             str(p.relative_to(self.etc)): p.read_bytes() for p in self.etc.rglob("*") if p.is_file()
         }
+
+    def last_state(self) -> str:
+        return (self.base / "last-state").read_text().strip()
 
 
 @pytest.fixture
@@ -245,7 +297,6 @@ def test_no_confirmation_restores_the_files_byte_for_byte(host: Host) -> None:
 
 
 def test_a_wrong_nonce_does_not_confirm(host: Host) -> None:
-    host.run.mkdir(parents=True)
     (host.run / "confirm-t0ken").write_text("written before the change")
     assert host.apply(timeout=1).wait(timeout=30) == 0
     assert host.state() == "state=rolled-back reason=timeout"
@@ -271,16 +322,191 @@ def test_interfaces_that_were_down_are_not_taken_down(host: Host) -> None:
     assert "ens3 is not up; nothing to take down" in host.log.read_text()
 
 
-def test_a_second_apply_waits_for_no_one(host: Host) -> None:
+def test_one_lock_covers_staging_and_applying(host: Host) -> None:
+    host.stage("first")
     first = host.apply(timeout=3, token="first")
-    for _ in range(100):
-        if host.state("first").startswith("state=waiting"):
-            break
-        time.sleep(0.05)
+    host.wait_for("state=waiting", "first")
+    # The role's staging step (xen_files with lock=) refuses while a change is in flight ...
+    with (
+        pytest.raises(ValueError, match="is held by another process: in flight"),
+        xen_files.hold(str(host.run / "lock"), "in flight"),
+    ):
+        pass
+    # ... and so does a second apply script.
+    host.stage("second")
     second = host.apply(timeout=3, token="second")
     assert second.wait(timeout=30) == 1
     assert host.state("second") == "state=failed reason=another xen-network-apply is running"
     assert first.wait(timeout=30) == 0
+    # Once the first change is over, staging takes the lock again.
+    with xen_files.hold(str(host.run / "lock"), "in flight"):
+        pass
+
+
+def test_the_change_is_pending_on_disk_before_anything_goes_down(host: Host) -> None:
+    before = host.files()
+    proc = host.apply(timeout=60, env={"SLOW_IFDOWN": "30"})
+    for _ in range(400):
+        if host.calls():
+            break
+        time.sleep(0.05)
+    assert host.calls() == ["ifdown ens3"]
+    pending = (host.base / "pending").read_text()
+    assert "P_TOKEN='t0ken'\n" in pending
+    assert f" {host.etc}/interfaces.d/xen-xenbr0" in pending
+    # New files and links to the old ones wait beside their targets.
+    assert host.leftovers() == [
+        ".interfaces.xen-network-new",
+        ".interfaces.xen-network-prev",
+        ".xen-old.xen-network-prev",
+        ".xen-xenbr0.xen-network-new",
+    ]
+    # The timer that rolls back if this script dies: window + grace.
+    assert any(
+        "--unit=xen-network-rescue-t0ken" in line and "--on-active=90" in line
+        for line in host.systemd()
+    ), host.systemd()
+    # Power lost here: the boot guard finds links to the very same files.
+    proc.kill()
+    proc.wait(timeout=30)
+    assert host.start(["guard"]).wait(timeout=30) == 0
+    after = host.files()
+    after.pop("interfaces.xen-network.orig")
+    assert after == before
+    assert host.leftovers() == []
+    assert not (host.base / "pending").exists()
+    assert host.last_state() == "state=rolled-back reason=boot"
+
+
+def test_a_reboot_inside_the_window_boots_with_the_old_files(host: Host) -> None:
+    os.utime(host.etc / "interfaces", (1_000_000_000, 1_000_000_000))
+    before = host.files()
+    proc = host.apply(timeout=600)
+    host.wait_for("state=waiting")
+    assert host.files()["interfaces"] == NEW_INTERFACES
+    proc.kill()  # the host went down: nothing of the script runs any more
+    proc.wait(timeout=30)
+    assert host.start(["guard"]).wait(timeout=30) == 0
+    after = host.files()
+    after.pop("interfaces.xen-network.orig")
+    assert after == before
+    assert (host.etc / "interfaces").stat().st_mtime == 1_000_000_000
+    assert host.leftovers() == []
+    assert not (host.base / "pending").exists()
+    assert host.last_state() == "state=rolled-back reason=boot"
+    assert "previous files restored at boot" in host.log.read_text()
+    # A second boot has nothing to do.
+    assert host.start(["guard"]).wait(timeout=30) == 0
+    assert host.files() == {**after, "interfaces.xen-network.orig": OLD_INTERFACES}
+
+
+def test_a_killed_script_is_rolled_back_by_its_timer(host: Host) -> None:
+    before = host.files()
+    (host.sys_net / "xenbr0").mkdir()
+    (host.pids / "dhclient.xenbr0.pid").write_text("999999999\n")
+    proc = host.apply(timeout=600)
+    host.wait_for("state=waiting")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    # What systemd runs when the timer fires.
+    assert host.start(["rescue", "t0ken", "apply-died"]).wait(timeout=30) == 0
+    assert host.state() == "state=rolled-back reason=apply-died"
+    after = host.files()
+    after.pop("interfaces.xen-network.orig")
+    assert after == before
+    assert host.leftovers() == []
+    assert not (host.base / "pending").exists()
+    assert host.calls()[3:] == [
+        "ifdown --force xenbr0",
+        "ifdown --force ens3",
+        "ip link set dev xenbr0 down",
+        "ip link delete dev xenbr0",
+        "ip link set dev ens3 addrgenmode eui64",
+        "ifup ens3",
+    ]
+    # The DHCP client of the test's own pid file, never a real one.
+    assert not (host.pids / "dhclient.xenbr0.pid").exists()
+    assert "stopping 999999999" in host.log.read_text()
+
+
+def test_a_rescue_after_a_confirmed_change_does_nothing(host: Host) -> None:
+    confirm_when_waiting(host)
+    assert host.apply(timeout=20).wait(timeout=30) == 0
+    assert "systemctl stop xen-network-rescue-t0ken.timer" in host.systemd()
+    files = host.files()
+    assert host.start(["rescue", "t0ken", "apply-died"]).wait(timeout=30) == 0
+    assert host.files() == files
+    assert host.state() == "state=confirmed"
+    assert host.leftovers() == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_term_or_hup_hands_the_rollback_to_a_unit_of_its_own(
+    host: Host, signum: signal.Signals
+) -> None:
+    name = signum.name[3:]
+    before = host.files()
+    proc = host.apply(timeout=600)
+    host.wait_for("state=waiting")
+    proc.send_signal(signum)
+    assert proc.wait(timeout=30) == 0
+    assert host.state() == f"state=rolling-back reason=signal:{name}"
+    assert any(
+        "--unit=xen-network-rescue-t0ken-now" in line
+        and line.endswith(f"rescue t0ken signal:{name}")
+        for line in host.systemd()
+    ), host.systemd()
+    assert "systemctl stop xen-network-rescue-t0ken.timer" in host.systemd()
+    assert host.start(["rescue", "t0ken", f"signal:{name}"]).wait(timeout=30) == 0
+    assert host.state() == f"state=rolled-back reason=signal:{name}"
+    after = host.files()
+    after.pop("interfaces.xen-network.orig")
+    assert after == before
+
+
+def test_a_full_disk_before_the_change_changes_nothing(host: Host) -> None:
+    before = host.files()
+    assert host.apply(timeout=5, env={"FAIL_CP": ".xen-xenbr0.xen-network-new"}).wait(30) == 1
+    new = host.etc / "interfaces.d" / ".xen-xenbr0.xen-network-new"
+    assert host.state() == f"state=failed reason=cannot write {new}"
+    assert host.files() == before
+    assert host.leftovers() == []
+    assert not (host.base / "pending").exists()
+    assert host.calls() == []
+
+
+def test_a_rollback_that_cannot_restore_a_file_says_so_and_stays_pending(host: Host) -> None:
+    before = host.files()
+    prev = ".xen-old.xen-network-prev"
+    assert host.apply(timeout=1, env={"FAIL_MV": prev}).wait(timeout=30) == 0
+    old = f"{host.etc}/interfaces.d/xen-old"
+    assert host.state() == f"state=rollback-failed reason=timeout left=files:{old}"
+    assert host.last_state() == host.state()
+    assert "could not restore: " + old in host.log.read_text()
+    assert (host.base / "pending").exists()
+    # The boot guard finishes the job.
+    assert host.start(["guard"]).wait(timeout=30) == 0
+    after = host.files()
+    after.pop("interfaces.xen-network.orig")
+    assert after == before
+    assert host.leftovers() == []
+
+
+def test_an_earlier_change_left_pending_is_rolled_back_first(host: Host) -> None:
+    before = host.files()
+    host.stage("next")
+    proc = host.apply(timeout=600)
+    host.wait_for("state=waiting")
+    proc.kill()
+    proc.wait(timeout=30)  # and its timer lost too
+    assert host.apply(timeout=5, token="next").wait(timeout=30) == 1
+    assert host.state("next") == (
+        "state=failed reason=an earlier change (t0ken) was never confirmed and has been"
+        " rolled back; run again"
+    )
+    after = host.files()
+    after.pop("interfaces.xen-network.orig")
+    assert after == before
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,16 @@ renders, and which interfaces a change takes down and up."""
 from __future__ import annotations
 
 import copy
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_network_plan as np
+
+ROLE_DIR = Path(__file__).resolve().parents[2] / "roles" / "xen_network"
 
 IFACES = "/etc/network/interfaces"
 D = "/etc/network/interfaces.d"
@@ -824,6 +829,67 @@ def test_outcome_messages() -> None:
     assert np.outcome_message({}, 120, 420).startswith(
         "The host did not answer within 420 s after the network change."
     )
+
+
+def test_outcome_of_an_interrupted_change_or_a_failed_rollback() -> None:
+    def outcome(**state: str) -> str:
+        return np.outcome_message(state, 120, 5)
+
+    assert outcome(state="rolled-back", reason="install:/etc/network/interfaces") == (
+        np.MSG_ROLLED_BACK_INSTALL.format(path="/etc/network/interfaces")
+    )
+    assert outcome(state="rolled-back", reason="signal:TERM") == (
+        "The new network configuration was rolled back because its apply script on the host was"
+        " stopped (SIGTERM) before the change was confirmed; previous configuration restored."
+        " The host log is /var/log/xen-network-apply.log."
+    )
+    assert "script on the host was killed before" in outcome(
+        state="rolled-back", reason="apply-died"
+    )
+    assert outcome(
+        state="rollback-failed",
+        reason="timeout",
+        left="files:/etc/network/interfaces,/etc/network/interfaces.d/xen-xenbr0",
+    ) == (
+        "The new network configuration was NOT confirmed (no confirmation within 120 s) and the"
+        " host could NOT fully restore the previous one: these files could not be put back:"
+        " /etc/network/interfaces, /etc/network/interfaces.d/xen-xenbr0. The change stays"
+        " recorded in /var/lib/xen-network/pending, and xen-network-guard.service restores the"
+        " remaining files at the next boot; check the host's console and"
+        " /var/log/xen-network-apply.log."
+    )
+    assert "these interfaces did not come up: ens3" in outcome(
+        state="rollback-failed", reason="ifup:xenbr0", left="down:ens3"
+    )
+    assert "NOT confirmed (`ifup xenbr0` failed)" in outcome(
+        state="rollback-failed", reason="ifup:xenbr0", left="down:ens3"
+    )
+    # A rollback is never reported as a restored configuration unless it is one.
+    assert "previous configuration restored" not in outcome(state="rollback-failed", left="")
+
+
+def test_the_roles_state_regex_reads_every_final_state() -> None:
+    variables = yaml.safe_load((ROLE_DIR / "vars" / "main.yml").read_text())
+    pattern = variables["__xen_network_state_regex"].replace(
+        "{{ __xen_network_await | join('|') }}", "confirmed|rolled-back|rollback-failed|failed"
+    )
+    cases = {
+        "state=confirmed": {"state": "confirmed"},
+        "state=rolled-back reason=timeout": {"state": "rolled-back", "reason": "timeout"},
+        "state=failed reason=another xen-network-apply is running": {
+            "state": "failed",
+            "reason": "another xen-network-apply is running",
+        },
+        "state=rollback-failed reason=timeout left=files:/etc/network/interfaces": {
+            "state": "rollback-failed",
+            "reason": "timeout",
+            "left": "files:/etc/network/interfaces",
+        },
+    }
+    for line, expected in cases.items():
+        match = re.search(pattern, line, re.M)
+        assert match, line
+        assert {k: v for k, v in match.groupdict().items() if v is not None} == expected
 
 
 def test_a_bridge_on_a_vlan_of_a_nic_another_bridge_lets_go_is_bounced_too() -> None:

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
 from helpers import SshWatch, molecule_instance, playbook, record, scenario_file, tree_digest
 
@@ -20,6 +22,10 @@ MGMT_IP = "10.0.2.15"
 BRIDGES = ("xenbr0", "xenbr20", "xenbr-int")
 WATCHED = ("/etc/network", "/etc/xen", "/var/lib/xen-network")
 FAULT_TIMEOUT = 45  # xen_network_confirm_timeout in fault.yml
+ROLE_VARS = Path(__file__).resolve().parents[3] / "vars" / "main.yml"
+INT_FILE = "/etc/network/interfaces.d/xen-xenbr-int"
+NETWORK_FILES = "sha256sum /etc/network/interfaces /etc/network/interfaces.d/*"
+RESCUE_GRACE = 30  # __xen_network_rescue_grace
 
 
 def ip_json(host: Any, *args: str) -> list[dict[str, Any]]:
@@ -216,6 +222,130 @@ def test_bridges_come_back_by_themselves_after_a_reboot(host) -> None:  # noqa: 
     assert [r["dev"] for r in ip_json(host, "route", "show", "default")] == ["xenbr0"]
     assert host.run("getent hosts deb.debian.org").rc == 0
     assert ip_json(host, "addr", "show", "dev", "ens3")[0]["addr_info"] == []
+
+
+def start_unconfirmed_change(host: Any, token: str, address: str, window: int) -> None:
+    """Moves xenbr-int to ADDRESS the way the role does, with nobody to confirm it.
+
+    The staged file and manifest are what the role's staging step writes for
+    this change; the apply script is started as the role starts it.
+    """
+    staged = f"/run/xen-network/staged-{token}"
+    content = host.file(INT_FILE).content_string.replace("192.168.99.1/24", address)
+    manifest = f"file xen-xenbr-int {INT_FILE}\ndown xenbr-int\nup xenbr-int\n"
+    host.check_output("mkdir -p -m 0700 %s", staged)
+    host.check_output("printf '%%s' %s >%s", content, f"{staged}/xen-xenbr-int")
+    host.check_output("printf '%%s' %s >%s", manifest, f"{staged}/manifest")
+    host.check_output(
+        "systemd-run --unit=xen-network-apply-%s --property=Type=oneshot"
+        " --property=RemainAfterExit=yes --collect --no-block"
+        " /usr/local/sbin/xen-network-apply %s %s",
+        token,
+        token,
+        str(window),
+    )
+    wait_for_state(host, token, "state=waiting", 120)
+    assert ipv4(host)["xenbr-int"] == [(address.split("/")[0], 24)]
+    assert host.file("/var/lib/xen-network/pending").exists
+
+
+def wait_for_state(host: Any, token: str, prefix: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        state = host.run("cat /run/xen-network/state-%s", token).stdout.strip()
+        if state.startswith(prefix):
+            return state
+        time.sleep(2)
+    raise AssertionError(f"state-{token} is {state!r} after {timeout} s, not {prefix}...")
+
+
+def assert_previous_configuration(host: Any, sums: str, state: list[Any]) -> None:
+    assert host.check_output(NETWORK_FILES) == sums
+    assert not host.file("/var/lib/xen-network/pending").exists
+    leftovers = host.run("find /etc/network -name '.*xen-network-*'").stdout.split()
+    assert leftovers == []
+    deadline = time.monotonic() + 60
+    while network_state(host) != state and time.monotonic() < deadline:
+        time.sleep(2)
+    assert network_state(host) == state
+
+
+def test_a_killed_apply_script_is_rolled_back_and_a_second_run_refuses_meanwhile(
+    host,  # noqa: ANN001
+) -> None:
+    sums, state = host.check_output(NETWORK_FILES), network_state(host)
+    window = 150
+    start_unconfirmed_change(host, "vmkill", "192.168.99.3/24", window)
+
+    # (c) Another run while the change is in flight refuses at its staging step.
+    other = {
+        "xen_network_bridges": [
+            {"name": "xenbr0", "primary": True},
+            {
+                "name": "xenbr20",
+                "ports": ["ens4"],
+                "vlan": 20,
+                "ipv4": {"address": "198.51.100.1/24"},
+            },
+            {"name": "xenbr-int", "ipv4": {"address": "192.168.99.5/24"}},
+        ]
+    }
+    proc = playbook(scenario_file("converge.yml"), "-e", json.dumps(other))
+    assert proc.returncode != 0
+    message = yaml.safe_load(ROLE_VARS.read_text())["__xen_network_lock_message"]
+    expected = f"/run/xen-network/lock is held by another process: {message}"
+    assert squeeze(expected) in squeeze(proc.stdout + proc.stderr)
+    assert host.run("ls /run/xen-network").stdout.split().count("staged-vmkill") == 0
+    assert [n for n in host.run("ls /run/xen-network").stdout.split() if "staged-" in n] == []
+    assert wait_for_state(host, "vmkill", "state=waiting", 5)
+
+    # (b) SIGKILL inside the window: the script cannot roll back; its timer does.
+    pid = host.check_output("systemctl show -p MainPID --value xen-network-apply-vmkill")
+    killed = time.monotonic()
+    host.check_output("kill -KILL %s", pid)
+    final = wait_for_state(host, "vmkill", "state=rolled-back", window + RESCUE_GRACE + 180)
+    recovered = time.monotonic() - killed
+    assert final == "state=rolled-back reason=apply-died"
+    assert_previous_configuration(host, sums, state)
+    record(
+        "network-kill",
+        f"KILL: apply script SIGKILLed inside a {window} s window; its rescue timer restored the"
+        f" previous configuration {recovered:.0f} s after the kill",
+    )
+
+
+def test_a_reboot_inside_the_window_boots_on_the_previous_configuration(host) -> None:  # noqa: ANN001
+    assert host.check_output("systemctl is-enabled xen-network-guard.service") == "enabled"
+    before = host.check_output("systemctl show -p Before --value xen-network-guard.service")
+    assert {"network-pre.target", "networking.service"} <= set(before.split())
+    sums, state = host.check_output(NETWORK_FILES), network_state(host)
+    boot_id = host.file("/proc/sys/kernel/random/boot_id").content_string
+    start_unconfirmed_change(host, "vmboot", "192.168.99.4/24", 900)
+
+    # (a) Power lost inside the window: an immediate reset, no shutdown, no sync.
+    watch = SshWatch(molecule_instance())
+    host.check_output(
+        "systemd-run --no-block --collect sh -c 'sleep 2; echo b >/proc/sysrq-trigger'"
+    )
+    reset = time.monotonic()
+    watch.start()
+    watch.join(timeout=600)
+    assert watch.up_at is not None, "SSH did not answer again after the reset"
+    back = watch.up_at - reset
+    assert host.file("/proc/sys/kernel/random/boot_id").content_string != boot_id
+    assert host.file("/var/lib/xen-network/last-state").content_string.strip() == (
+        "state=rolled-back reason=boot"
+    )
+    log = host.file("/var/log/xen-network-apply.log").content_string
+    assert "previous files restored at boot" in log
+    assert ipv4(host)["xenbr-int"] == [("192.168.99.1", 24)]
+    assert_previous_configuration(host, sums, state)
+    record(
+        "network-reboot",
+        f"REBOOT: host reset inside the confirmation window; SSH answered {back:.0f} s later"
+        " on the previous configuration (restored at boot by xen-network-guard.service)",
+    )
 
 
 def test_zz_a_change_that_cuts_the_management_path_is_rolled_back(host) -> None:  # noqa: ANN001
