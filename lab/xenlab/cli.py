@@ -4,6 +4,7 @@ xen-lab build [--release R]        build (or find) the cached base image
 xen-lab up --name N [...]          boot a VM from it, wait for SSH, print JSON
 xen-lab down --name N | --all      stop a VM and remove its overlay
 xen-lab ssh --name N [CMD ...]     log in to a VM
+xen-lab link --name N DEV up|down  plug or unplug a NIC (QMP set_link)
 xen-lab status                     list running VMs
 xen-lab sweep                      stop VMs whose owner has gone
 xen-lab run -- CMD ...             run CMD; VMs it starts die with it
@@ -44,6 +45,7 @@ def _boot(args: argparse.Namespace, cache: Path, owner: str | None) -> vm.VmStat
         memory_mib=args.memory,
         second_nic=args.second_nic,
         data_disk_gib=args.data_disk_gib,
+        bond_nic=args.bond_nic,
     )
 
 
@@ -73,6 +75,12 @@ def cmd_down(args: argparse.Namespace, cache: Path) -> int:
     for name in names:
         if vm.stop(cache, name):
             vm.log(f"VM {name} stopped and its overlay removed")
+    return 0
+
+
+def cmd_link(args: argparse.Namespace, cache: Path) -> int:
+    vm.qmp(cache, args.name, "set_link", {"name": args.device, "up": args.state == "up"})
+    vm.log(f"VM {args.name}: link of {args.device} is {args.state}")
     return 0
 
 
@@ -221,6 +229,11 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--memory", type=int, default=3072, help="MiB of guest RAM")
         sp.add_argument("--second-nic", action="store_true", help="add a second, isolated NIC")
         sp.add_argument(
+            "--bond-nic",
+            action="store_true",
+            help="add a third NIC (ens7) on ens3's network, for a bond (QMP devices nic0, nic2)",
+        )
+        sp.add_argument(
             "--data-disk-gib",
             type=int,
             default=0,
@@ -248,6 +261,12 @@ def parser() -> argparse.ArgumentParser:
     group.add_argument("--name")
     group.add_argument("--all", action="store_true")
     sp.set_defaults(func=cmd_down)
+
+    sp = sub.add_parser("link", help="plug or unplug a VM's NIC (QMP set_link)")
+    sp.add_argument("--name", required=True)
+    sp.add_argument("device", help="nic0 (ens3), nic2 (ens7)")
+    sp.add_argument("state", choices=["up", "down"])
+    sp.set_defaults(func=cmd_link)
 
     sp = sub.add_parser("ssh", help="log in to a VM")
     sp.add_argument("--name", default="lab")

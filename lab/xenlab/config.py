@@ -146,8 +146,14 @@ class VmSpec:
     memory_mib: int = 3072
     cpus: int = 2
     second_nic: bool = False
+    # A third NIC (ens7) on the management network beside ens3, both ports of
+    # one QEMU hub in front of the user-mode network: two uplinks to the same
+    # switch, for a bond. Their devices are nic0 and nic2 for QMP's set_link.
+    bond_nic: bool = False
     # A blank qcow2 attached as the second virtio disk (/dev/vdb in the VM).
     data_disk: Path | None = None
+    # QMP socket, for set_link and the like; none when unset.
+    qmp: Path | None = None
 
 
 def qemu_command(spec: VmSpec, qemu: str = "qemu-system-x86_64") -> list[str]:
@@ -167,6 +173,7 @@ def qemu_command(spec: VmSpec, qemu: str = "qemu-system-x86_64") -> list[str]:
         "-vga", "none",
         "-display", "none",
         "-monitor", "none",
+        *(["-qmp", f"unix:{spec.qmp},server=on,wait=off"] if spec.qmp else []),
         "-serial", f"file:{spec.serial_log}",
         "-drive", f"file={spec.disk},format=qcow2,if=none,id=d0,cache=unsafe",
         "-device", "virtio-blk-pci,drive=d0,addr=0x5",
@@ -176,10 +183,18 @@ def qemu_command(spec: VmSpec, qemu: str = "qemu-system-x86_64") -> list[str]:
             "-drive", f"file={spec.data_disk},format=qcow2,if=none,id=d1,cache=unsafe",
             "-device", "virtio-blk-pci,drive=d1,addr=0x6",
         ]  # fmt: skip
-    cmd += [
-        "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22",
-        "-device", "virtio-net-pci,netdev=n0,addr=0x3",
-    ]  # fmt: skip
+    user = f"user,id=n0,hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22"
+    if spec.bond_nic:
+        cmd += [
+            "-netdev", user,
+            "-netdev", "hubport,id=h0,hubid=0,netdev=n0",
+            "-netdev", "hubport,id=h1,hubid=0",
+            "-netdev", "hubport,id=h2,hubid=0",
+            "-device", "virtio-net-pci,netdev=h1,addr=0x3,id=nic0",
+            "-device", "virtio-net-pci,netdev=h2,addr=0x7,id=nic2",
+        ]  # fmt: skip
+    else:
+        cmd += ["-netdev", user, "-device", "virtio-net-pci,netdev=n0,addr=0x3,id=nic0"]
     if spec.second_nic:
         cmd += [
             "-netdev", "user,id=n1,restrict=on,net=10.0.3.0/24",

@@ -133,6 +133,36 @@ def running(state: VmState) -> bool:
     return procs.alive(state.qemu_ident) and procs.is_our_qemu(state.pid, Path(state.disk))
 
 
+def qmp_path(cache: Path, name: str) -> Path:
+    return vms_dir(cache) / name / "qmp.sock"
+
+
+def qmp(cache: Path, name: str, command: str, arguments: dict[str, object]) -> object:
+    """Runs one QMP command on a running VM; returns its answer or raises LabError."""
+    path = qmp_path(cache, name)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.settimeout(30)
+            sock.connect(str(path))
+        except OSError as exc:
+            raise LabError(f"VM {name} has no QMP socket at {path}: {exc}") from exc
+        lines = sock.makefile("rwb")
+
+        def call(execute: str, args: dict[str, object] | None = None) -> object:
+            lines.write(json.dumps({"execute": execute, "arguments": args or {}}).encode() + b"\n")
+            lines.flush()
+            while True:
+                answer = json.loads(lines.readline())
+                if "return" in answer:
+                    return answer["return"]
+                if "error" in answer:
+                    raise LabError(f"QMP {execute} on VM {name}: {answer['error']}")
+                # events ({"event": ...}) and the greeting are skipped
+
+        call("qmp_capabilities")
+        return call(command, arguments)
+
+
 def stop(cache: Path, name: str) -> bool:
     """Stop a VM by its own PID and remove its overlay; True if one was there."""
     vm_dir = vms_dir(cache) / name
@@ -241,6 +271,7 @@ def start(
     memory_mib: int = 3072,
     second_nic: bool = False,
     data_disk_gib: int = 0,
+    bond_nic: bool = False,
     ssh_timeout: float = BOOT_TIMEOUT,
     attempts: int = BOOT_ATTEMPTS,
 ) -> VmState:
@@ -261,7 +292,7 @@ def start(
         try:
             return _boot_once(
                 cache, name, release, base, key, accel, cpu, owner,
-                memory_mib, second_nic, data_disk_gib, ssh_timeout, attempt,
+                memory_mib, second_nic, data_disk_gib, ssh_timeout, attempt, bond_nic,
             )  # fmt: skip
         except BootTimeout as exc:
             if attempt == attempts:
@@ -284,6 +315,7 @@ def _boot_once(
     data_disk_gib: int,
     ssh_timeout: float,
     attempt: int,
+    bond_nic: bool = False,
 ) -> VmState:
     stop(cache, name)
     vm_dir = vms_dir(cache) / name
@@ -313,7 +345,9 @@ def _boot_once(
             cpu=cpu,
             memory_mib=memory_mib,
             second_nic=second_nic,
+            bond_nic=bond_nic,
             data_disk=data_disk,
+            qmp=qmp_path(cache, name),
         )
         proc = subprocess.run(
             config.qemu_command(spec), capture_output=True, text=True, check=False

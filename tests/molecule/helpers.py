@@ -51,6 +51,14 @@ def molecule_instance() -> dict[str, Any]:
     return yaml.safe_load(Path(os.environ["MOLECULE_INSTANCE_CONFIG"]).read_text())[0]
 
 
+def lab_link(device: str, state: str) -> None:
+    """Plug (up) or unplug (down) a NIC of the scenario's VM, as pulling its cable would."""
+    name = "mol-" + molecule_instance()["instance"]
+    harness = REPO / "lab" / "xen-lab"
+    command = [sys.executable, str(harness), "link", "--name", name, device, state]
+    subprocess.run(command, check=True)
+
+
 def record(name: str, line: str) -> None:
     """Print a measurement and keep it under <cache>/results/ for the README."""
     from xenlab.config import cache_root

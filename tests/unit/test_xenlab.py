@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -86,6 +88,54 @@ def test_qemu_command_second_nic_is_isolated() -> None:
     assert len(netdevs) == 2
     assert "restrict=on" in netdevs[1]
     assert "hostfwd" not in netdevs[1]
+
+
+def test_qemu_command_bond_nic_puts_two_nics_on_the_management_network() -> None:
+    cmd = config.qemu_command(spec(bond_nic=True))
+    netdevs = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-netdev"]
+    devices = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
+    assert netdevs[0].startswith("user,id=n0,hostfwd=")
+    # One hub: the user-mode network and both NICs are its ports.
+    assert netdevs[1:] == [
+        "hubport,id=h0,hubid=0,netdev=n0",
+        "hubport,id=h1,hubid=0",
+        "hubport,id=h2,hubid=0",
+    ]
+    assert "virtio-net-pci,netdev=h1,addr=0x3,id=nic0" in devices  # ens3
+    assert "virtio-net-pci,netdev=h2,addr=0x7,id=nic2" in devices  # ens7
+
+
+def test_qmp_unplugs_and_plugs_a_nic_of_a_real_qemu(tmp_path: Path) -> None:
+    """A paused QEMU with the lab's NICs: set_link through vm.qmp, read back from QEMU."""
+    vm_dir = tmp_path / "vms" / "t"
+    vm_dir.mkdir(parents=True)
+    disk = vm_dir / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "1G"], check=True)
+    the_spec = config.VmSpec(
+        name="t",
+        disk=disk,
+        serial_log=vm_dir / "serial.log",
+        pidfile=vm_dir / "qemu.pid",
+        ssh_port=vm.free_port(),
+        accel="tcg",
+        cpu="qemu64",
+        memory_mib=64,
+        bond_nic=True,
+        qmp=vm.qmp_path(tmp_path, "t"),
+    )
+    subprocess.run([*config.qemu_command(the_spec), "-S"], check=True)
+    pid = int((vm_dir / "qemu.pid").read_text())
+    try:
+        info = vm.qmp(tmp_path, "t", "human-monitor-command", {"command-line": "info network"})
+        assert " \\ h1: nic0: index=0,type=nic,model=virtio-net-pci" in str(info)
+        assert " \\ h2: nic2: index=0,type=nic,model=virtio-net-pci" in str(info)
+        # The guest sees the carrier go (the Molecule scenario's bond fails over).
+        assert vm.qmp(tmp_path, "t", "set_link", {"name": "nic0", "up": False}) == {}
+        assert vm.qmp(tmp_path, "t", "set_link", {"name": "nic0", "up": True}) == {}
+        with pytest.raises(vm.LabError, match="QMP set_link on VM t"):
+            vm.qmp(tmp_path, "t", "set_link", {"name": "nic9", "up": False})
+    finally:
+        os.kill(pid, signal.SIGTERM)
 
 
 def test_qemu_command_data_disk_is_a_second_virtio_disk() -> None:

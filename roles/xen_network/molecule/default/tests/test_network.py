@@ -14,7 +14,15 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests" / "molecule"))
-from helpers import SshWatch, molecule_instance, playbook, record, scenario_file, tree_digest
+from helpers import (
+    SshWatch,
+    lab_link,
+    molecule_instance,
+    playbook,
+    record,
+    scenario_file,
+    tree_digest,
+)
 
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_network_plan as npl
 
@@ -275,7 +283,7 @@ def test_a_killed_apply_script_is_rolled_back_and_a_second_run_refuses_meanwhile
     host,  # noqa: ANN001
 ) -> None:
     sums, state = host.check_output(NETWORK_FILES), network_state(host)
-    window = 150
+    window = 75
     start_unconfirmed_change(host, "vmkill", "192.168.99.3/24", window)
 
     # (c) Another run while the change is in flight refuses at its staging step.
@@ -384,3 +392,79 @@ def test_zz_a_change_that_cuts_the_management_path_is_rolled_back(host) -> None:
     while network_state(host) != state_before and time.monotonic() < deadline:
         time.sleep(2)  # DHCP on the restored xenbr0 may still be settling
     assert network_state(host) == state_before
+
+
+def bonding(host: Any) -> tuple[str, list[str]]:
+    """The bond's active member and its members, as the kernel reports them."""
+    info = host.file("/proc/net/bonding/bond0").content_string
+    assert "Bonding Mode: fault-tolerance (active-backup)" in info
+    active = re.search(r"^Currently Active Slave: (\S+)$", info, re.M)
+    members = re.findall(r"^Slave Interface: (\S+)$", info, re.M)
+    return (active.group(1) if active else ""), members
+
+
+def test_zzz_a_bond_under_xenbr0_keeps_the_host_reachable_without_a_member(
+    host,  # noqa: ANN001
+) -> None:
+    """Last of all: xenbr0 moves onto bond0 (ens3 and ens7 on one hub), then a cable goes."""
+    bonded = {
+        "xen_network_bridges": [
+            {
+                "name": "xenbr0",
+                "primary": True,
+                "ports": ["ens3", "ens7"],
+                "bond": {"name": "bond0", "mode": "active-backup"},
+            },
+            {
+                "name": "xenbr20",
+                "ports": ["ens4"],
+                "vlan": 20,
+                "ipv4": {"address": "198.51.100.1/24"},
+            },
+            {"name": "xenbr-int", "ipv4": {"address": "192.168.99.1/24"}},
+        ]
+    }
+    proc = playbook(scenario_file("converge.yml"), "-e", json.dumps(bonded))
+    assert proc.returncode == 0
+    now = links(host)
+    assert now["bond0"]["linkinfo"]["info_kind"] == "bond"
+    assert now["bond0"]["master"] == "xenbr0"
+    assert now["ens3"]["master"] == "bond0"
+    assert now["ens7"]["master"] == "bond0"
+    assert (MGMT_IP, 24) in ipv4(host)["xenbr0"]
+    active, members = bonding(host)
+    assert sorted(members) == ["ens3", "ens7"]
+    # The same settings again change nothing.
+    again = playbook(scenario_file("converge.yml"), "-e", json.dumps(bonded))
+    assert again.returncode == 0
+    assert re.search(r"net-trixie\s+:.* changed=0 ", again.stdout), again.stdout[-600:]
+
+    device = {"ens3": "nic0", "ens7": "nic2"}[active]
+    other = "ens7" if active == "ens3" else "ens3"
+    unplugged = time.monotonic()
+    lab_link(device, "down")
+    try:
+        failover = None
+        gaps: list[float] = []
+        last_answer = time.monotonic()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            answered = host.run("cat /proc/net/bonding/bond0")
+            now_t = time.monotonic()
+            if answered.rc == 0:
+                gaps.append(now_t - last_answer)
+                last_answer = now_t
+                if failover is None and f"Currently Active Slave: {other}" in answered.stdout:
+                    failover = now_t - unplugged
+            time.sleep(1)
+        assert failover is not None, "the bond never made the other member active"
+        assert bonding(host)[0] == other
+        assert (MGMT_IP, 24) in ipv4(host)["xenbr0"]
+        record(
+            "network-bond",
+            f"BOND: {active} unplugged; {other} active after {failover:.1f} s, the host answered"
+            f" SSH throughout (longest gap between answers {max(gaps):.1f} s)",
+        )
+        assert max(gaps) < 15
+    finally:
+        lab_link(device, "up")
