@@ -26,6 +26,12 @@ IMAGES = {
 }
 QCOW2_URL = "https://cloud.debian.org/images/cloud/trixie/latest/debian-13-genericcloud-amd64.qcow2"
 RAW_URL = "https://cloud.debian.org/images/cloud/trixie/latest/debian-13-genericcloud-amd64.raw"
+# A real public key, made by ssh-keygen.
+KEY = next(
+    line
+    for line in (DATA / "authorized_keys").read_text().splitlines()
+    if line.startswith("ssh-ed25519 ")
+)
 
 # `ip -j link show type bridge` on a dom0 with two bridges, as iproute2 prints it
 # (one line; shortened to two bridges).
@@ -80,6 +86,7 @@ def guest(**kw: Any) -> dict[str, Any]:
         "disks": [{"size": "10G"}],
         "interfaces": [{"ipv4": {"address": "192.0.2.10/24", "gateway": "192.0.2.1"}}],
         "os": {"release": "trixie"},
+        "ssh_authorized_keys": [KEY],
     }
     base.update(kw)
     return base
@@ -404,6 +411,7 @@ def test_fact_of_a_guest_with_a_static_address() -> None:
         "address": "192.0.2.10",
         "config": "/etc/xen/web1.cfg",
         "disks": ["/var/lib/xen/images/web1-root.img", "/dev/vg0/web1-disk1"],
+        "console_only": False,
     }
 
 
@@ -568,7 +576,7 @@ def test_the_role_installs_the_device_model_when_a_guest_that_stays_is_hvm(
 ) -> None:
     win1 = {"name": "win1", "type": "hvm", "os": {"iso": "/srv/x.iso"}, "interfaces": []}
     old1 = {**win1, "name": "old1", "state": "absent"}
-    web1 = {"name": "web1", "os": {"release": "trixie"}}
+    web1 = {"name": "web1", "os": {"release": "trixie"}, "ssh_authorized_keys": [KEY]}
     found = role_packages(tmp_path / "hvm", [web1, win1])
     tools = ["mmdebstrap", "e2fsprogs", "fdisk", "genisoimage"]
     # One read, before the plan, covers every package the role may install.
