@@ -23,6 +23,9 @@ needs, so the templates read ``guest`` and nothing else of the planner's. A gues
 boots cloud-init needs an SSH key, its own or one of ``ssh_authorized_keys`` (the keys
 every guest gets), unless it sets ``console_only``; with ``ssh_authorized_keys`` None
 (unknown, as to the inventory plugin) that check is left out.
+
+``validate_fleet`` compares the guest lists of several dom0s: names and MACs used on
+two of them, and static addresses used twice on bridges of the same name.
 """
 
 from __future__ import annotations
@@ -243,6 +246,18 @@ MSG_TSC_MODE_TYPE = (
     " guests."
 )
 MSG_GRUB_PATH = "Guest {name}: {field} {value!r} is not an absolute path on the dom0."
+MSG_FLEET_NAME = (
+    "Guest {name} on {dom0}: dom0 {other} has a guest of that name too; a name is the guest's"
+    " host name and inventory name, so it must be unique across the dom0s of the play."
+)
+MSG_FLEET_MAC = (
+    "Guest {name} on {dom0}: MAC {value} is also used by guest {owner} on {other}; a MAC must"
+    " be unique across the dom0s of the play."
+)
+MSG_FLEET_ADDRESS = (
+    "Guest {name} on {dom0}: {family} address {value} on bridge {bridge} is also used by guest"
+    " {owner} on {other}; bridges of the same name on two dom0s are taken to be one network."
+)
 MSG_TEMPLATE = (
     "Guest {name}: template {value!r} must be a file name under templates/ (letters, digits,"
     " '.', '_', '-'), without slashes or '..'."
@@ -840,6 +855,105 @@ def _walk(
         if need > int(free) + held:
             errors.append(MSG_MEMORY_TOTAL.format(need=need, have=int(free) + held))
     return planned, errors
+
+
+def host_only_bridges(network_bridges: Any) -> set[str]:
+    """Bridges of the xen_network role's settings without an uplink (no ports, not primary).
+
+    Such a bridge joins only the guests of its own dom0, whatever it is called.
+    """
+    if not isinstance(network_bridges, list):
+        return set()
+    return {
+        str(bridge["name"])
+        for bridge in network_bridges
+        if isinstance(bridge, Mapping)
+        and bridge.get("name")
+        and not bridge.get("ports")
+        and not bridge.get("primary")
+    }
+
+
+def _fleet_claims(entry: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    """What one dom0's guests claim across the fleet: (name, MAC or address key, guest)."""
+    # Keys are each dom0's own matter: the settings that name addresses are enough.
+    settings = {**(entry.get("settings") or {}), "ssh_authorized_keys": None}
+    local = host_only_bridges(entry.get("network_bridges"))
+    claims: list[tuple[tuple[str, ...], str]] = []
+    for guest in _walk(entry.get("guests") or [], {}, settings)[0]:
+        name = guest["name"]
+        if guest["state"] == "absent":
+            continue
+        claims.append((("name", name), name))
+        claims += [(("MAC", mac), name) for mac in guest["macs"] if mac]
+        for iface in guest["interfaces"]:
+            if iface["bridge"] in local:
+                continue
+            for family in ("ipv4", "ipv6"):
+                address = iface[family]
+                if address and not address["dhcp"]:
+                    claims.append(((family, iface["bridge"], address["address"]), name))
+    return claims
+
+
+def validate_fleet(fleet: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Guests of different dom0s that clash, one sentence each, by the dom0 of the guest.
+
+    FLEET maps each dom0's name, in play order, to ``guests`` (its xen_guests_list),
+    ``settings`` (its planner settings; ``bridge`` decides the bridge of an interface
+    that names none) and ``network_bridges`` (its xen_network_bridges, when known).
+    Each dom0 is told of its own guests that clash, naming the guest and the first
+    other dom0 in FLEET's order that has the same:
+
+    - name: it is the guest's host name and its inventory name (the guest's MACs and
+      addresses are then left alone: the name is the one thing to fix);
+    - MAC: which bridges share a link layer is not known here, and DHCP reservations
+      and switches know a NIC by it;
+    - static address on a bridge of the same name, unless that bridge is host-only on
+      either dom0 (``host_only_bridges``).
+
+    A guest with state absent claims nothing, so a guest can move from one dom0 to
+    another in one run. Problems within one dom0's list are ``validate_guests``'.
+    """
+    claims = {dom0: _fleet_claims(entry) for dom0, entry in fleet.items()}
+    holders: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for dom0, owned in claims.items():
+        for key, name in owned:
+            holders.setdefault(key, [])
+            if all(holder != dom0 for holder, _ in holders[key]):
+                holders[key].append((dom0, name))
+    problems: dict[str, list[str]] = {}
+    for dom0, owned in claims.items():
+        errors: list[str] = []
+        clashing: set[str] = set()
+        for key, name in owned:
+            other = next(((d, g) for d, g in holders[key] if d != dom0), None)
+            if other is None or name in clashing:
+                continue
+            if key[0] == "name":
+                clashing.add(name)
+                errors.append(MSG_FLEET_NAME.format(name=name, dom0=dom0, other=other[0]))
+            elif key[0] == "MAC":
+                errors.append(
+                    MSG_FLEET_MAC.format(
+                        name=name, dom0=dom0, value=key[1], owner=other[1], other=other[0]
+                    )
+                )
+            else:
+                errors.append(
+                    MSG_FLEET_ADDRESS.format(
+                        name=name,
+                        dom0=dom0,
+                        family=key[0],
+                        value=key[2],
+                        bridge=key[1],
+                        owner=other[1],
+                        other=other[0],
+                    )
+                )
+        if errors:
+            problems[dom0] = errors
+    return problems
 
 
 def validate_guests(

@@ -809,6 +809,139 @@ def test_without_the_keys_every_guest_gets_no_key_is_required() -> None:
     ]
 
 
+# --- guests of several dom0s --------------------------------------------------------------
+
+
+def dom0(*guests: dict[str, Any], **entry: Any) -> dict[str, Any]:
+    return {"guests": list(guests), "settings": {"bridge": "xenbr0"}, **entry}
+
+
+def static(address: str, bridge: str = "xenbr0", **kw: Any) -> list[dict[str, Any]]:
+    return [{"bridge": bridge, "ipv4": {"address": address}, **kw}]
+
+
+def test_guests_of_different_dom0s_that_share_nothing_pass() -> None:
+    fleet = {
+        "hv1": dom0(guest(), guest(name="db1", interfaces=static("192.0.2.11/24"))),
+        "hv2": dom0(
+            guest(name="web2", interfaces=static("192.0.2.12/24")),
+            guest(name="dhcp1", interfaces=[{}]),
+        ),
+    }
+    assert gp.validate_fleet(fleet) == {}
+
+
+def test_a_name_on_two_dom0s_is_refused_on_each_of_them() -> None:
+    fleet = {
+        "hv1": dom0(guest()),
+        "hv2": dom0(guest(interfaces=static("192.0.2.20/24"))),
+        "hv3": dom0(guest(interfaces=[{}])),
+    }
+    message = (
+        "Guest web1 on {dom0}: dom0 {other} has a guest of that name too; a name is the guest's"
+        " host name and inventory name, so it must be unique across the dom0s of the play."
+    )
+    # Their stable MACs are the same too: the name is the one thing to fix.
+    assert gp.validate_fleet(fleet) == {
+        "hv1": [message.format(dom0="hv1", other="hv2")],
+        "hv2": [message.format(dom0="hv2", other="hv1")],
+        "hv3": [message.format(dom0="hv3", other="hv1")],
+    }
+
+
+def test_a_mac_on_two_dom0s_is_refused_whatever_the_bridges() -> None:
+    mac = "02:00:00:00:00:01"
+    fleet = {
+        "hv1": dom0(guest(interfaces=[{"mac": mac}])),
+        "hv2": dom0(guest(name="web2", interfaces=[{"mac": "02:00:00:00:00:02"}, {"mac": mac}])),
+    }
+    message = (
+        "Guest {name} on {dom0}: MAC 02:00:00:00:00:01 is also used by guest {owner} on {other};"
+        " a MAC must be unique across the dom0s of the play."
+    )
+    assert gp.validate_fleet(fleet) == {
+        "hv1": [message.format(name="web1", dom0="hv1", owner="web2", other="hv2")],
+        "hv2": [message.format(name="web2", dom0="hv2", owner="web1", other="hv1")],
+    }
+
+
+def test_a_static_address_on_bridges_of_the_same_name_is_refused() -> None:
+    fleet = {
+        "hv1": dom0(guest(interfaces=static("192.0.2.10/24"))),
+        # The same address with another prefix is the same address on the wire.
+        "hv2": dom0(guest(name="web2", interfaces=static("192.0.2.10/16"))),
+        # An interface that names no bridge is on the dom0's default bridge.
+        "hv3": dom0(guest(name="web3", interfaces=[{"ipv4": {"address": "192.0.2.10/24"}}])),
+    }
+    message = (
+        "Guest {name} on {dom0}: ipv4 address 192.0.2.10 on bridge xenbr0 is also used by guest"
+        " {owner} on {other}; bridges of the same name on two dom0s are taken to be one network."
+    )
+    assert gp.validate_fleet(fleet) == {
+        "hv1": [message.format(name="web1", dom0="hv1", owner="web2", other="hv2")],
+        "hv2": [message.format(name="web2", dom0="hv2", owner="web1", other="hv1")],
+        "hv3": [message.format(name="web3", dom0="hv3", owner="web1", other="hv1")],
+    }
+
+
+def test_a_static_ipv6_address_is_compared_like_ipv4() -> None:
+    six = [{"ipv6": {"address": "2001:db8::10/64"}}]
+    fleet = {"hv1": dom0(guest(interfaces=six)), "hv2": dom0(guest(name="web2", interfaces=six))}
+    assert gp.validate_fleet(fleet)["hv2"] == [
+        "Guest web2 on hv2: ipv6 address 2001:db8::10 on bridge xenbr0 is also used by guest"
+        " web1 on hv1; bridges of the same name on two dom0s are taken to be one network."
+    ]
+
+
+def test_one_address_on_other_bridges_or_host_only_ones_is_another_network() -> None:
+    host_only = [{"name": "xenbr0", "primary": True}, {"name": "xenbr-int"}]
+    fleet = {
+        "hv1": dom0(
+            guest(interfaces=static("10.0.0.5/24", "xenbr-int")),
+            guest(name="db1", interfaces=static("192.0.2.10/24", "xenbr1")),
+            network_bridges=host_only,
+        ),
+        "hv2": dom0(
+            guest(name="web2", interfaces=static("10.0.0.5/24", "xenbr-int")),
+            guest(name="db2", interfaces=static("192.0.2.10/24", "xenbr2")),
+            network_bridges=host_only,
+        ),
+    }
+    assert gp.validate_fleet(fleet) == {}
+    # Host-only on one dom0 is enough: its guests reach no other dom0's.
+    fleet["hv2"]["network_bridges"] = [{"name": "xenbr-int", "ports": ["eth1"]}]
+    assert gp.validate_fleet(fleet) == {}
+    del fleet["hv1"]["network_bridges"]
+    assert gp.validate_fleet(fleet)["hv2"] == [
+        "Guest web2 on hv2: ipv4 address 10.0.0.5 on bridge xenbr-int is also used by guest"
+        " web1 on hv1; bridges of the same name on two dom0s are taken to be one network."
+    ]
+
+
+def test_a_guest_can_move_to_another_dom0_in_one_run() -> None:
+    fleet = {
+        "hv1": dom0(guest(state="absent", interfaces=static("192.0.2.10/24"))),
+        "hv2": dom0(guest(interfaces=static("192.0.2.10/24"))),
+    }
+    assert gp.validate_fleet(fleet) == {}
+    # A stopped guest keeps its name and addresses.
+    fleet["hv1"]["guests"][0]["state"] = "stopped"
+    assert set(gp.validate_fleet(fleet)) == {"hv1", "hv2"}
+
+
+def test_a_fleet_check_leaves_each_dom0s_own_problems_to_its_own_check() -> None:
+    fleet = {
+        "hv1": dom0(guest(), guest(), "not a guest", guest(name="Bad_Name", vcpus=0)),
+        "hv2": dom0(guest(name="db1", interfaces=static("192.0.2.10/24"))),
+        "hv3": {"guests": "{{ guests }}"},
+    }
+    assert gp.validate_fleet(fleet)["hv2"] == [
+        "Guest db1 on hv2: ipv4 address 192.0.2.10 on bridge xenbr0 is also used by guest"
+        " web1 on hv1; bridges of the same name on two dom0s are taken to be one network."
+    ]
+    assert set(gp.validate_fleet(fleet)) == {"hv1", "hv2"}
+
+
 # --- the guest lists this repository ships ----------------------------------------------
 
 ROOT = Path(__file__).parents[2]
