@@ -19,7 +19,9 @@ description:
     and names its path. Folders, files, copies, links, removals.
   - A file is written to a temporary file beside its destination, validated
     there when I(validate) is set, then renamed into place. A file that fails
-    validation is never written.
+    validation is never written, and neither is one whose validate command runs
+    longer than I(validate_timeout) seconds; that command is killed, and the
+    module fails naming it.
   - Everything is owned by the user the module runs as (root on a dom0).
 version_added: "1.0.0"
 author:
@@ -127,6 +129,10 @@ options:
     type: list
     elements: path
     default: []
+  validate_timeout:
+    description: Seconds each I(validate) command may take, such as C(xl -N create %s).
+    type: int
+    default: 60
 notes:
   - Supports check mode and diff mode. In check mode nothing is validated,
     and a copy whose source does not exist yet is reported as a change.
@@ -192,6 +198,7 @@ ARGUMENT_SPEC = {
     "links": _entries(src=_REQUIRED_PATH, dest=_REQUIRED_PATH),
     "absent": {"type": "list", "elements": "path", "default": []},
     "probe": {"type": "list", "elements": "path", "default": []},
+    "validate_timeout": {"type": "int", "default": xen_files.VALIDATE_TIMEOUT},
 }
 
 
@@ -199,10 +206,9 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
 
     def run(argv: list[str]) -> tuple[int, str]:
-        rc, out, err = module.run_command(argv)
-        return rc, (out + err).strip()
+        return xen_files.run_validate(argv, module.params["validate_timeout"])
 
-    steps = {name: module.params[name] for name in ARGUMENT_SPEC}
+    steps = {name: module.params[name] for name in ARGUMENT_SPEC if name != "validate_timeout"}
     try:
         result = xen_files.apply(**steps, check=module.check_mode, run=run)
     except (ValueError, OSError) as exc:
