@@ -13,6 +13,7 @@ from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_inventory 
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_plan import (
     default_bridge,
     plan_guests,
+    validate_fleet,
     validate_guests,
 )
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_xl import (
@@ -57,6 +58,44 @@ def xen_guests_plan(
     if errors:
         return {"guests": [], "errors": errors}
     return {"guests": plan_guests(guests, dict(host), dict(defaults)), "errors": []}
+
+
+def xen_guests_fleet(
+    guests: Any,
+    dom0: str,
+    settings: Mapping[str, Any],
+    dom0s: list[str],
+    hostvars: Mapping[str, Any],
+    network_bridges: Any = None,
+) -> list[str]:
+    """This dom0's guests that clash with the guests of the other dom0s, one sentence each.
+
+    This dom0 is planned as the role sees it (GUESTS, SETTINGS, NETWORK_BRIDGES); each
+    other dom0 of DOM0S from HOSTVARS: its xen_guests_list, xen_network_bridges and the
+    settings that decide its default bridge, as the inventory plugin reads them.
+    """
+    fleet: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys([*map(str, dom0s), str(dom0)]):
+        if name == dom0:
+            fleet[name] = {
+                "guests": guests,
+                "settings": dict(settings),
+                "network_bridges": network_bridges,
+            }
+            continue
+        other = hostvars[name]
+        bridge = default_bridge(
+            other.get("xen_guests_default_bridge") or "",
+            other.get("xen_network_facts"),
+            other.get("xen_network_default_bridge") or "",
+            other.get("xen_network_bridges"),
+        )
+        fleet[name] = {
+            "guests": other.get("xen_guests_list") or [],
+            "settings": {"bridge": bridge},
+            "network_bridges": other.get("xen_network_bridges"),
+        }
+    return validate_fleet(fleet).get(str(dom0), [])
 
 
 def xen_guests_sources(guests: list[Mapping[str, Any]], image_dir: str) -> list[dict[str, Any]]:
@@ -214,6 +253,7 @@ class FilterModule:
         return {
             "xen_guests_host": xen_guests_host,
             "xen_guests_plan": xen_guests_plan,
+            "xen_guests_fleet": xen_guests_fleet,
             "xen_guests_sources": xen_guests_sources,
             "xen_guests_disk_steps": xen_guests_disk_steps,
             "xen_guests_domains": xen_guests_domains,

@@ -33,8 +33,9 @@ description:
     link-local address of the first NIC's stable MAC on its bridge (for example
     C(fe80::216:3eff:fe12:3456%xenbr0) for MAC C(00:16:3e:12:34:56) on C(xenbr0)), which
     the jump through the dom0 reaches whatever address DHCP handed out; Debian guests
-    configure that address on every NIC as the link comes up. Stopped guests, and guests
-    without an interface, are not listed.
+    configure that address on every NIC as the link comes up. Stopped guests, guests
+    without an interface and guests with C(console_only) (they have no SSH key) are not
+    listed.
   - Guests whose settings are invalid, and guests named like a host the inventory already
     has, are left out with a warning that names the dom0; the rest of the inventory stands.
   - The plugin reads the hosts of the sources parsed before it. In an inventory directory,

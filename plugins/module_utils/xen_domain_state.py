@@ -4,7 +4,8 @@ The xen_domain module reads the host once (``xl list -l`` for each domain's
 configuration, ``xl list`` for its run state), asks ``plan_actions`` what each
 guest needs, and runs the steps with ``apply_action``. Everything but
 ``apply_action`` is pure; ``apply_action`` gets its command runner, sleep and
-clock from the caller.
+clock from the caller. The module's runner gives each xl call the time
+``xl_timeout`` says and fails naming the call when it runs out.
 """
 
 from __future__ import annotations
@@ -44,9 +45,23 @@ HOTPLUG_TIMEOUT = "because of timeout"
 # Seconds before the one retry of a create that ran out of hotplug time.
 HOTPLUG_RETRY_PAUSE = 15
 MSG_STILL_THERE = "Domain {name} is still listed {timeout} s after xl destroy."
+# Seconds an xl call that reads or asks may take (list, shutdown without -w,
+# unpause): well under a second on a dom0 whose toolstack answers.
+XL_TIMEOUT = 60
+# Seconds xl create may take, the module's default: a PV guest's create (disk and
+# network hotplug scripts included) takes about 30 s on the lab's emulated dom0.
+CREATE_TIMEOUT = 120
 MSG_DUPLICATE = "domains lists {name} more than once."
 
 Runner = Callable[[list[str]], tuple[int, str, str]]
+
+
+def xl_timeout(argv: list[str], create_timeout: float, destroy_timeout: float) -> float:
+    """Seconds one xl call may take: CREATE_TIMEOUT for ``xl create``, DESTROY_TIMEOUT
+    for ``xl destroy`` (the module passes the time a guest has to shut down: tearing
+    down a large guest's memory takes a while), XL_TIMEOUT for every other call."""
+    verb = argv[1] if len(argv) > 1 else ""
+    return {"create": create_timeout, "destroy": destroy_timeout}.get(verb, XL_TIMEOUT)
 
 
 def _mib(kib: Any) -> int | None:

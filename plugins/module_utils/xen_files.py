@@ -20,11 +20,12 @@ import os
 import shlex
 import shutil
 import stat
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_command
 
 MSG_NOT_A_DIRECTORY = "{path} exists and is not a folder."
 MSG_NOT_A_LINK = "{path} exists and is not a symbolic link; remove it or rename it first."
@@ -33,6 +34,9 @@ MSG_NO_SOURCE = "{src} does not exist, so {dest} cannot be copied from it."
 MSG_INVALID = "{path} was not written: `{command}` refused it (exit code {rc}): {output}"
 MSG_LOCKED = "{path} is held by another process: {message}"
 MSG_BAD_VALIDATE = "validate for {path} must contain %s where the file's path goes: {validate}"
+MSG_VALIDATE_TIMEOUT = "{path} was not written: {error}."
+# Seconds a validate command may take (the module's validate_timeout option).
+VALIDATE_TIMEOUT = 60
 
 Runner = Callable[[list[str]], tuple[int, str]]
 
@@ -46,11 +50,10 @@ class Result:
     exists: dict[str, bool] = field(default_factory=dict)
 
 
-def _run(argv: list[str]) -> tuple[int, str]:
-    done = subprocess.run(
-        argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
-    )
-    return done.returncode, (done.stdout + done.stderr).strip()
+def run_validate(argv: list[str], timeout: float = VALIDATE_TIMEOUT) -> tuple[int, str]:
+    """Exit code and output of a validate command; CommandTimeout when it hangs."""
+    rc, out, err = xen_command.run(argv, timeout)
+    return rc, (out + err).strip()
 
 
 def _mode(value: str | int) -> int:
@@ -82,7 +85,10 @@ def _write(
         os.chmod(temporary, mode)
         if validate:
             command = shlex.split(validate.replace("%s", shlex.quote(temporary)))
-            rc, output = run(command)
+            try:
+                rc, output = run(command)
+            except xen_command.CommandTimeout as exc:
+                raise ValueError(MSG_VALIDATE_TIMEOUT.format(path=path, error=exc)) from exc
             if rc != 0:
                 raise ValueError(
                     MSG_INVALID.format(path=path, command=" ".join(command), rc=rc, output=output)
@@ -133,7 +139,7 @@ def apply(
     absent: Sequence[str] = (),
     probe: Sequence[str] = (),
     check: bool = False,
-    run: Runner = _run,
+    run: Runner = run_validate,
 ) -> Result:
     """Brings every listed path to its wanted state.
 

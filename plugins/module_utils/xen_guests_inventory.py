@@ -122,7 +122,8 @@ def _select(
     chosen: list[Mapping[str, Any]] = []
     warnings: list[str] = []
     for guest in guests:
-        if guest.get("state") != "running" or not _address(guest):
+        # A console-only guest has no SSH key to log in with.
+        if guest.get("state") != "running" or not _address(guest) or guest.get("console_only"):
             continue
         name = str(guest["name"])
         if name == dom0_name or name in taken:
@@ -214,7 +215,13 @@ def guest_fact(guest: Mapping[str, Any]) -> dict[str, Any]:
         "address": static4 or static6 or local,
         "config": guest["config_path"],
         "disks": [disk["path"] for disk in guest["disks"]],
+        "console_only": bool(guest.get("console_only")),
     }
+
+
+def _settings(defaults: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The planner's settings; the keys every guest gets are not read, so not checked."""
+    return {"ssh_authorized_keys": None, **(defaults or {})}
 
 
 def guests_from_settings(
@@ -225,7 +232,7 @@ def guests_from_settings(
     ``defaults`` are the planner's defaults (for example ``{"type": "hvm"}``).
     ValueError lists every problem, as ``plan_guests`` does.
     """
-    return [guest_fact(guest) for guest in plan_guests(guests_list, {}, dict(defaults or {}))]
+    return [guest_fact(guest) for guest in plan_guests(guests_list, {}, _settings(defaults))]
 
 
 def valid_guests_from_settings(
@@ -237,13 +244,13 @@ def valid_guests_from_settings(
     makes the list invalid, so of two guests that share a name or an address the
     first stays.
     """
-    problems = validate_guests(guests_list, {}, dict(defaults or {}))
+    problems = validate_guests(guests_list, {}, _settings(defaults))
     if not problems:
         return guests_from_settings(guests_list, defaults), []
     if not isinstance(guests_list, list):
         return [], problems
     kept: list[Any] = []
     for entry in guests_list:
-        if not validate_guests([*kept, entry], {}, dict(defaults or {})):
+        if not validate_guests([*kept, entry], {}, _settings(defaults)):
             kept.append(entry)
     return guests_from_settings(kept, defaults), problems

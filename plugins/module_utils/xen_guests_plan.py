@@ -19,7 +19,13 @@ Host facts (all optional; a missing fact skips the checks that need it):
 
 Settings (``DEFAULTS``; the role passes its ``xen_guests_*`` values) give what a guest
 leaves out, and what every guest shares: a planned guest carries all its template
-needs, so the templates read ``guest`` and nothing else of the planner's.
+needs, so the templates read ``guest`` and nothing else of the planner's. A guest that
+boots cloud-init needs an SSH key, its own or one of ``ssh_authorized_keys`` (the keys
+every guest gets), unless it sets ``console_only``; with ``ssh_authorized_keys`` None
+(unknown, as to the inventory plugin) that check is left out.
+
+``validate_fleet`` compares the guest lists of several dom0s: names and MACs used on
+two of them, and static addresses used twice on bridges of the same name.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import parse_size_mib
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_ssh_keys import key_problem
 
 TYPES = ("pv", "pvh", "hvm")
 STATES = ("running", "stopped", "absent")
@@ -77,6 +84,7 @@ GUEST_KEYS = (
     "on_reboot",
     "on_crash",
     "tsc_mode",
+    "console_only",
 )
 DISK_KEYS = ("size", "backend", "vg", "name")
 INTERFACE_KEYS = ("bridge", "mac", "ipv4", "ipv6")
@@ -108,8 +116,11 @@ DEFAULTS: dict[str, Any] = {
     "pvh_kernel": "/usr/lib/grub-xen/grub-i386-xen_pvh.bin",
 }
 
-# A guest's name becomes a file name, an LVM volume name and a host name.
-_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+# A guest's name becomes a file name, an LVM volume name and a host name (an RFC 1123
+# label: it neither starts nor ends with '-').
+_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# The suffix of a disk's file or volume name, after "<guest>-".
+_SUFFIX_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # LVM volume group names: letters, digits and + _ . - ; never "." or "..".
 _VG_RE = re.compile(r"[A-Za-z0-9+_][A-Za-z0-9+_.-]{0,126}")
 _MAC_RE = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
@@ -119,8 +130,8 @@ _TEMPLATE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 MSG_NOT_A_MAPPING = "xen_guests_list entry {index} is not a mapping of guest settings."
 MSG_NO_NAME = "xen_guests_list entry {index} has no name."
 MSG_NAME = (
-    "Guest {name}: name must be 1 to 63 lowercase letters, digits or '-', starting with a"
-    " letter or digit (it names files, LVM volumes and the host)."
+    "Guest {name}: name must be 1 to 63 lowercase letters, digits or '-', starting and ending"
+    " with a letter or digit (it names files, LVM volumes and the host)."
 )
 MSG_UNKNOWN_KEY = "Guest {name}: unknown key {key!r} in {field}{hint}."
 MSG_DUPLICATE = "Guest {name}: {field} {value} is also used by guest {other}."
@@ -208,13 +219,22 @@ MSG_OS_CHECKSUM_MISSING = (
 )
 MSG_OS_CHECKSUM_ALONE = "Guest {name}: os.checksum applies only to os.image."
 MSG_OS_PATH = "Guest {name}: os.{key} must be a non-empty string."
-MSG_SSH_KEY = "Guest {name}: ssh_authorized_keys[{index}] is not a one-line public key."
+# {key} names the key: "Guest <name>: ssh_authorized_keys[<i>]", or for a key every
+# guest gets "xen_guests_ssh_authorized_keys[<i>]". {problem} comes from xen_ssh_keys.
+MSG_SSH_KEY = "{key} is not a one-line public key."
+MSG_SSH_KEY_BAD = "{key} {problem}."
+MSG_NO_SSH_KEY = (
+    "Guest {name}: no SSH key would let anyone log in; set ssh_authorized_keys or"
+    " xen_guests_ssh_authorized_keys, or console_only: true for a guest reached only on its"
+    " console."
+)
+MSG_CONSOLE_ONLY_KEYS = (
+    "Guest {name}: console_only is true but ssh_authorized_keys lists keys; a console-only"
+    " guest gets no SSH key, so leave out one or the other."
+)
 MSG_ROOT_SMALL = (
     "Guest {name}: disks[0].size is {mib} MiB, smaller than the {image} MiB image of"
     " os.release {release} it is copied from."
-)
-MSG_DEFAULT_SSH_KEY = (
-    "Guest {name}: xen_guests_ssh_authorized_keys[{index}] is not a one-line public key."
 )
 MSG_ACTION = (
     "Guest {name}: {field} {value!r} is not one of destroy, restart, rename-restart, preserve,"
@@ -226,6 +246,18 @@ MSG_TSC_MODE_TYPE = (
     " guests."
 )
 MSG_GRUB_PATH = "Guest {name}: {field} {value!r} is not an absolute path on the dom0."
+MSG_FLEET_NAME = (
+    "Guest {name} on {dom0}: dom0 {other} has a guest of that name too; a name is the guest's"
+    " host name and inventory name, so it must be unique across the dom0s of the play."
+)
+MSG_FLEET_MAC = (
+    "Guest {name} on {dom0}: MAC {value} is also used by guest {owner} on {other}; a MAC must"
+    " be unique across the dom0s of the play."
+)
+MSG_FLEET_ADDRESS = (
+    "Guest {name} on {dom0}: {family} address {value} on bridge {bridge} is also used by guest"
+    " {owner} on {other}; bridges of the same name on two dom0s are taken to be one network."
+)
 MSG_TEMPLATE = (
     "Guest {name}: template {value!r} must be a file name under templates/ (letters, digits,"
     " '.', '_', '-'), without slashes or '..'."
@@ -283,6 +315,18 @@ def _is_int(value: Any) -> bool:
 def _hint(key: str, known: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _ssh_keys(field: str, keys: list[Any], errors: list[str]) -> None:
+    """One problem for each key of KEYS (the setting FIELD) sshd could not use."""
+    for index, key in enumerate(keys):
+        label = f"{field}[{index}]"
+        if not isinstance(key, str) or not key.strip() or "\n" in key.strip():
+            errors.append(MSG_SSH_KEY.format(key=label))
+            continue
+        problem = key_problem(key.strip())
+        if problem:
+            errors.append(MSG_SSH_KEY_BAD.format(key=label, problem=problem))
 
 
 def _unknown_keys(
@@ -358,7 +402,7 @@ def _disk(
     suffix = raw.get("name")
     if suffix is None:
         suffix = "root" if index == 0 else f"disk{index}"
-    elif not isinstance(suffix, str) or not _NAME_RE.fullmatch(suffix):
+    elif not isinstance(suffix, str) or not _SUFFIX_RE.fullmatch(suffix):
         errors.append(MSG_DISK_SUFFIX.format(name=name, field=field, value=suffix))
         return None
     if backend == "lvm":
@@ -638,19 +682,34 @@ def _guest(
             )
         )
 
-    keys = raw.get("ssh_authorized_keys", [])
-    if not isinstance(keys, list):
+    # None: not a bool, so whether the guest needs a key is not known.
+    console_only = raw.get("console_only", False)
+    if not isinstance(console_only, bool):
+        errors.append(MSG_BOOL.format(name=name, field="console_only", value=console_only))
+        console_only = None
+    own = raw.get("ssh_authorized_keys")
+    if own is None:
+        own = []
+    elif not isinstance(own, list):
         errors.append(MSG_NOT_A_LIST.format(name=name, field="ssh_authorized_keys"))
-        keys = []
-    for i, key in enumerate(keys):
-        if not isinstance(key, str) or not key.strip() or "\n" in key.strip():
-            errors.append(MSG_SSH_KEY.format(name=name, index=i))
-    # The keys every guest gets come first, then the guest's own; each once.
-    every = list(defaults["ssh_authorized_keys"] or [])
-    for i, key in enumerate(every):
-        if not isinstance(key, str) or not key.strip() or "\n" in key.strip():
-            errors.append(MSG_DEFAULT_SSH_KEY.format(name=name, index=i))
-    keys = list(dict.fromkeys(key.strip() for key in every + keys if isinstance(key, str)))
+        own = []
+    _ssh_keys(f"Guest {name}: ssh_authorized_keys", own, errors)
+    # None: the caller does not know the keys every guest gets (the inventory plugin).
+    every = defaults["ssh_authorized_keys"]
+    cloud_init = os_source is not None and os_source["source"] != "iso"
+    if console_only:
+        if own:
+            errors.append(MSG_CONSOLE_ONLY_KEYS.format(name=name))
+        keys: list[str] = []
+    else:
+        # The keys every guest gets come first, then the guest's own; each once.
+        keys = list(
+            dict.fromkeys(key.strip() for key in [*(every or []), *own] if isinstance(key, str))
+        )
+        # Only cloud-init installs keys; a guest that is to be gone needs none.
+        needs_key = console_only is False and cloud_init and state != "absent"
+        if needs_key and every is not None and not (every or own):
+            errors.append(MSG_NO_SSH_KEY.format(name=name))
 
     template = raw.get("template")
     if template is not None and (
@@ -706,12 +765,13 @@ def _guest(
         "interfaces": interfaces,
         "macs": [iface["mac"] for iface in interfaces],
         "ssh_authorized_keys": keys,
+        "console_only": bool(console_only),
         "nameservers": list(defaults["nameservers"]),
         "template": template or f"xl/{gtype}.cfg.j2",
         "config_path": f"{config_dir}/{name}.cfg",
         "autostart_path": f"{config_dir}/auto/{name}.cfg",
         # An installer ISO brings its own setup; images and releases boot cloud-init.
-        "cloud_init": os_source is not None and os_source["source"] != "iso",
+        "cloud_init": cloud_init,
         "seed_dir": seed_dir,
         "seed_files": {
             "user-data": f"{seed_dir}/user-data",
@@ -745,6 +805,9 @@ def _walk(
     planned: list[dict[str, Any]] = []
     if not isinstance(guests, list):
         return [], ["xen_guests_list must be a list of guests."]
+    # The keys every guest gets: checked once, not once per guest.
+    if settings["ssh_authorized_keys"] is not None:
+        _ssh_keys("xen_guests_ssh_authorized_keys", list(settings["ssh_authorized_keys"]), errors)
     # Who first used each name, MAC, address and disk path: any second use is an error.
     owners: dict[tuple[str, str], str] = {}
 
@@ -792,6 +855,105 @@ def _walk(
         if need > int(free) + held:
             errors.append(MSG_MEMORY_TOTAL.format(need=need, have=int(free) + held))
     return planned, errors
+
+
+def host_only_bridges(network_bridges: Any) -> set[str]:
+    """Bridges of the xen_network role's settings without an uplink (no ports, not primary).
+
+    Such a bridge joins only the guests of its own dom0, whatever it is called.
+    """
+    if not isinstance(network_bridges, list):
+        return set()
+    return {
+        str(bridge["name"])
+        for bridge in network_bridges
+        if isinstance(bridge, Mapping)
+        and bridge.get("name")
+        and not bridge.get("ports")
+        and not bridge.get("primary")
+    }
+
+
+def _fleet_claims(entry: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    """What one dom0's guests claim across the fleet: (name, MAC or address key, guest)."""
+    # Keys are each dom0's own matter: the settings that name addresses are enough.
+    settings = {**(entry.get("settings") or {}), "ssh_authorized_keys": None}
+    local = host_only_bridges(entry.get("network_bridges"))
+    claims: list[tuple[tuple[str, ...], str]] = []
+    for guest in _walk(entry.get("guests") or [], {}, settings)[0]:
+        name = guest["name"]
+        if guest["state"] == "absent":
+            continue
+        claims.append((("name", name), name))
+        claims += [(("MAC", mac), name) for mac in guest["macs"] if mac]
+        for iface in guest["interfaces"]:
+            if iface["bridge"] in local:
+                continue
+            for family in ("ipv4", "ipv6"):
+                address = iface[family]
+                if address and not address["dhcp"]:
+                    claims.append(((family, iface["bridge"], address["address"]), name))
+    return claims
+
+
+def validate_fleet(fleet: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Guests of different dom0s that clash, one sentence each, by the dom0 of the guest.
+
+    FLEET maps each dom0's name, in play order, to ``guests`` (its xen_guests_list),
+    ``settings`` (its planner settings; ``bridge`` decides the bridge of an interface
+    that names none) and ``network_bridges`` (its xen_network_bridges, when known).
+    Each dom0 is told of its own guests that clash, naming the guest and the first
+    other dom0 in FLEET's order that has the same:
+
+    - name: it is the guest's host name and its inventory name (the guest's MACs and
+      addresses are then left alone: the name is the one thing to fix);
+    - MAC: which bridges share a link layer is not known here, and DHCP reservations
+      and switches know a NIC by it;
+    - static address on a bridge of the same name, unless that bridge is host-only on
+      either dom0 (``host_only_bridges``).
+
+    A guest with state absent claims nothing, so a guest can move from one dom0 to
+    another in one run. Problems within one dom0's list are ``validate_guests``'.
+    """
+    claims = {dom0: _fleet_claims(entry) for dom0, entry in fleet.items()}
+    holders: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for dom0, owned in claims.items():
+        for key, name in owned:
+            holders.setdefault(key, [])
+            if all(holder != dom0 for holder, _ in holders[key]):
+                holders[key].append((dom0, name))
+    problems: dict[str, list[str]] = {}
+    for dom0, owned in claims.items():
+        errors: list[str] = []
+        clashing: set[str] = set()
+        for key, name in owned:
+            other = next(((d, g) for d, g in holders[key] if d != dom0), None)
+            if other is None or name in clashing:
+                continue
+            if key[0] == "name":
+                clashing.add(name)
+                errors.append(MSG_FLEET_NAME.format(name=name, dom0=dom0, other=other[0]))
+            elif key[0] == "MAC":
+                errors.append(
+                    MSG_FLEET_MAC.format(
+                        name=name, dom0=dom0, value=key[1], owner=other[1], other=other[0]
+                    )
+                )
+            else:
+                errors.append(
+                    MSG_FLEET_ADDRESS.format(
+                        name=name,
+                        dom0=dom0,
+                        family=key[0],
+                        value=key[2],
+                        bridge=key[1],
+                        owner=other[1],
+                        other=other[0],
+                    )
+                )
+        if errors:
+            problems[dom0] = errors
+    return problems
 
 
 def validate_guests(

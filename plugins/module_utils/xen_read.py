@@ -5,8 +5,10 @@ emulated CPU costs about 3 s, and a no-op run of a role is mostly reads. The
 xen_read module hands a role's whole list of reads to ``read``: files, paths,
 folders, read-only commands, package and unit states, answered in one run.
 
-Nothing here writes or fails: a missing file, folder, command or package is an
-answer (``exists: false``, ``rc: 127``, not installed), and the role decides.
+Nothing here writes or fails on what it finds: a missing file, folder, command or
+package is an answer (``exists: false``, ``rc: 127``, not installed), and the role
+decides. A command still running after its timeout is no answer: ``run`` kills it
+and raises ``CommandTimeout``, which names it.
 Text is decoded as UTF-8 with undecodable bytes replaced; ``raw_files`` come
 back base64-encoded instead, for binary content such as EFI variables.
 """
@@ -15,32 +17,34 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import functools
 import os
 import re
 import stat
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-# Commands whose output the roles parse; a longer one is cut (and said so).
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_command
+
+# Files and command output the roles parse; a longer one is cut to this many bytes
+# (characters, for command output).
 MAX_BYTES = 4 * 1024 * 1024
+# Seconds a read-only command may take (the module's timeout option).
+COMMAND_TIMEOUT = 60
 
 Runner = Callable[[Sequence[str]], tuple[int, str, str]]
 
 
-def run(argv: Sequence[str]) -> tuple[int, str, str]:
-    """Run a read-only command; a missing program is rc 127, as in a shell."""
+def run(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> tuple[int, str, str]:
+    """Run a read-only command; a missing program is rc 127, as in a shell.
+
+    CommandTimeout when it still runs after TIMEOUT seconds.
+    """
     try:
-        done = subprocess.run(
-            list(argv), capture_output=True, stdin=subprocess.DEVNULL, check=False
-        )
+        rc, out, err = xen_command.run(argv, timeout)
     except FileNotFoundError as exc:
         return 127, "", str(exc)
-    return (
-        done.returncode,
-        done.stdout[:MAX_BYTES].decode("utf-8", "replace"),
-        done.stderr[:MAX_BYTES].decode("utf-8", "replace"),
-    )
+    return rc, out[:MAX_BYTES], err[:MAX_BYTES]
 
 
 def path_info(path: str) -> dict[str, Any]:
@@ -129,8 +133,13 @@ def units(names: Sequence[str], runner: Runner = run) -> dict[str, str]:
     return states
 
 
-def read(spec: Mapping[str, Any], runner: Runner = run) -> dict[str, Any]:
-    """Answer every read of ``spec`` (the module's options); see the module's docs."""
+def read(spec: Mapping[str, Any], runner: Runner | None = None) -> dict[str, Any]:
+    """Answer every read of ``spec`` (the module's options); see the module's docs.
+
+    Commands run with ``run`` and the spec's ``timeout`` unless RUNNER is given.
+    """
+    if runner is None:
+        runner = functools.partial(run, timeout=spec.get("timeout") or COMMAND_TIMEOUT)
     commands = {}
     for name, argv in (spec.get("commands") or {}).items():
         rc, out, err = runner([str(arg) for arg in argv])

@@ -26,6 +26,11 @@ description:
   - A running domain whose memory, maxmem or vCPU count differs from its config
     file needs a restart to pick up the change. The module restarts it only with
     I(allow_restart); otherwise it reports C(restart_needed).
+  - Every C(xl) call has a deadline - I(create_timeout) for C(xl create),
+    I(shutdown_timeout) for C(xl destroy), 60 seconds for the calls that only read or
+    ask (C(xl list), C(xl shutdown), C(xl unpause)). A call still running then is killed
+    and the module fails with a message that names it, for example
+    C(xl create -p /etc/xen/web1.cfg timed out after 120 s).
   - Writing, validating and removing the config files is the calling role's job.
 version_added: "1.0.0"
 author:
@@ -61,7 +66,15 @@ options:
         type: bool
         default: false
   shutdown_timeout:
-    description: Seconds to wait for a graceful shutdown before C(xl destroy).
+    description:
+      - Seconds to wait for a graceful shutdown before C(xl destroy).
+      - Also the time C(xl destroy) itself may take.
+    type: int
+    default: 120
+  create_timeout:
+    description:
+      - Seconds C(xl create) of one domain may take, its device hotplug scripts included.
+      - A PV guest's create takes about 30 seconds on an emulated dom0.
     type: int
     default: 120
   allow_restart:
@@ -142,6 +155,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_command
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_domain_state as ds
 
 MSG_NO_CONFIG = "Domain {name}: config is required with state running."
@@ -164,6 +178,7 @@ ARGUMENT_SPEC = {
         },
     },
     "shutdown_timeout": {"type": "int", "default": 120},
+    "create_timeout": {"type": "int", "default": ds.CREATE_TIMEOUT},
     "allow_restart": {"type": "bool", "default": False},
 }
 
@@ -180,12 +195,19 @@ def main() -> None:
     _stdin_from_devnull()
     xl = module.get_bin_path("xl", required=True)
 
+    create_timeout = module.params["create_timeout"]
+    shutdown_timeout = module.params["shutdown_timeout"]
+
     def run(args: list[str]) -> tuple[int, str, str]:
-        return module.run_command(args)
+        """One xl call; CommandTimeout (a RuntimeError) names it when it hangs."""
+        return xen_command.run(args, ds.xl_timeout(args, create_timeout, shutdown_timeout))
 
     outputs = []
     for command in ([xl, "list", "-l"], [xl, "list"]):
-        rc, out, err = run(command)
+        try:
+            rc, out, err = run(command)
+        except xen_command.CommandTimeout as exc:
+            module.fail_json(msg=str(exc))
         if rc != 0:
             module.fail_json(msg=f"{' '.join(command)} failed with exit code {rc}: {err.strip()}")
         outputs.append(out)
@@ -217,7 +239,7 @@ def main() -> None:
         done = [{**result, "forced": False} for result in results]
     else:
         try:
-            done = ds.apply_all(results, xl, run, module.params["shutdown_timeout"])
+            done = ds.apply_all(results, xl, run, shutdown_timeout)
         except ds.ApplyError as exc:
             module.fail_json(msg=str(exc), domains=exc.done)
 

@@ -19,7 +19,9 @@ description:
     and names its path. Folders, files, copies, links, removals.
   - A file is written to a temporary file beside its destination, validated
     there when I(validate) is set, then renamed into place. A file that fails
-    validation is never written.
+    validation is never written, and neither is one whose validate command runs
+    longer than I(validate_timeout) seconds; that command is killed, and the
+    module fails naming it.
   - Everything is owned by the user the module runs as (root on a dom0).
 version_added: "1.0.0"
 author:
@@ -137,6 +139,10 @@ options:
     description: What the failure says when I(lock) is held by another process.
     type: str
     default: another run is changing these files; nothing was changed
+  validate_timeout:
+    description: Seconds each I(validate) command may take, such as C(xl -N create %s).
+    type: int
+    default: 60
 notes:
   - Supports check mode and diff mode. In check mode nothing is validated,
     and a copy whose source does not exist yet is reported as a change.
@@ -207,6 +213,7 @@ ARGUMENT_SPEC = {
         "type": "str",
         "default": "another run is changing these files; nothing was changed",
     },
+    "validate_timeout": {"type": "int", "default": xen_files.VALIDATE_TIMEOUT},
 }
 
 
@@ -214,10 +221,13 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
 
     def run(argv: list[str]) -> tuple[int, str]:
-        rc, out, err = module.run_command(argv)
-        return rc, (out + err).strip()
+        return xen_files.run_validate(argv, module.params["validate_timeout"])
 
-    steps = {name: module.params[name] for name in ARGUMENT_SPEC if not name.startswith("lock")}
+    steps = {
+        name: module.params[name]
+        for name in ARGUMENT_SPEC
+        if not name.startswith("lock") and name != "validate_timeout"
+    }
     try:
         with xen_files.hold(module.params["lock"], module.params["lock_message"]):
             result = xen_files.apply(**steps, check=module.check_mode, run=run)

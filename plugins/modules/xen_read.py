@@ -15,6 +15,9 @@ description:
     run starts Python on the host, which is most of what a no-op run costs.
   - Never changes anything and never fails on what it finds. A missing file,
     folder, program or package is an answer, not an error; the role decides.
+  - A command (or the C(dpkg-query) and C(systemctl) runs of I(packages) and I(units))
+    still running after I(timeout) seconds is killed, and the module fails with a
+    message that names it, for example C(xl info timed out after 60 s).
   - Runs in check mode too, with the same answers.
 version_added: "1.0.0"
 author:
@@ -74,6 +77,10 @@ options:
     type: list
     elements: str
     default: []
+  timeout:
+    description: Seconds each command may take.
+    type: int
+    default: 60
 notes:
   - Supports check mode; it reads the same way in both.
 """
@@ -133,7 +140,7 @@ units:
 # Ansible modules keep their imports below the documentation blocks.
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_read
+from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_command, xen_read
 
 _PATHS = {"type": "list", "elements": "path", "default": []}
 ARGUMENT_SPEC = {
@@ -154,6 +161,7 @@ ARGUMENT_SPEC = {
     "commands": {"type": "dict", "default": {}},
     "packages": {"type": "list", "elements": "str", "default": []},
     "units": {"type": "list", "elements": "str", "default": []},
+    "timeout": {"type": "int", "default": xen_read.COMMAND_TIMEOUT},
 }
 
 
@@ -162,7 +170,10 @@ def main() -> None:
     bad = [name for name, argv in module.params["commands"].items() if not isinstance(argv, list)]
     if bad:
         module.fail_json(msg=f"commands must be argument lists: {', '.join(sorted(bad))}")
-    answers = xen_read.read(module.params)
+    try:
+        answers = xen_read.read(module.params)
+    except xen_command.CommandTimeout as exc:
+        module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **answers)
 
 

@@ -18,7 +18,12 @@ from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_pla
 ROOT = Path(__file__).parents[2]
 TEMPLATES = ROOT / "templates"
 ROLE_DEFAULTS = ROOT / "roles" / "xen_guests" / "defaults" / "main.yml"
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx1 admin@example.org"
+# A real public key, made by ssh-keygen.
+KEY = next(
+    line
+    for line in (Path(__file__).parent / "data" / "authorized_keys").read_text().splitlines()
+    if line.startswith("ssh-ed25519 ")
+)
 SHA = "sha256:" + "ab" * 32
 ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -171,8 +176,9 @@ def test_user_data_for_a_sudo_user_with_a_domain() -> None:
     assert "disable_root" not in data
 
 
-def test_user_data_without_keys_stays_valid() -> None:
-    data = yaml.safe_load(render("cloud-init/user-data.j2", planned(ssh_authorized_keys=[])))
+def test_user_data_of_a_console_only_guest_without_keys_stays_valid() -> None:
+    guest = planned(ssh_authorized_keys=[], console_only=True)
+    data = yaml.safe_load(render("cloud-init/user-data.j2", guest))
     assert data["users"] == [{"name": "root", "lock_passwd": True}]
 
 

@@ -26,6 +26,12 @@ IMAGES = {
 }
 QCOW2_URL = "https://cloud.debian.org/images/cloud/trixie/latest/debian-13-genericcloud-amd64.qcow2"
 RAW_URL = "https://cloud.debian.org/images/cloud/trixie/latest/debian-13-genericcloud-amd64.raw"
+# A real public key, made by ssh-keygen.
+KEY = next(
+    line
+    for line in (DATA / "authorized_keys").read_text().splitlines()
+    if line.startswith("ssh-ed25519 ")
+)
 
 # `ip -j link show type bridge` on a dom0 with two bridges, as iproute2 prints it
 # (one line; shortened to two bridges).
@@ -80,6 +86,7 @@ def guest(**kw: Any) -> dict[str, Any]:
         "disks": [{"size": "10G"}],
         "interfaces": [{"ipv4": {"address": "192.0.2.10/24", "gateway": "192.0.2.1"}}],
         "os": {"release": "trixie"},
+        "ssh_authorized_keys": [KEY],
     }
     base.update(kw)
     return base
@@ -178,6 +185,112 @@ def test_plan_of_an_invalid_list_gives_every_message_and_no_guests() -> None:
             "Guest web1: vcpus 0 is below 1.",
             "Guest db1: os.release 'sid' is not one of trixie, bookworm.",
         ],
+    }
+
+
+# xen_guests_fleet
+
+
+def test_fleet_compares_this_dom0_as_the_role_sees_it_with_the_others_hostvars() -> None:
+    hostvars = {
+        "hv1": {"xen_guests_list": [guest()]},
+        # Its interface names no bridge: xen_network's primary bridge, as the plugin reads it.
+        "hv2": {
+            "xen_guests_list": [
+                guest(name="web2", interfaces=[{"ipv4": {"address": "192.0.2.10/24"}}])
+            ],
+            "xen_network_bridges": [{"name": "br-lan", "primary": True}],
+        },
+        "hv3": {"xen_guests_list": [guest(name="web3", interfaces=[{"mac": "02:00:00:00:00:01"}])]},
+    }
+    mine = [
+        guest(name="db1", interfaces=[{"bridge": "br-lan", "ipv4": {"address": "192.0.2.10/24"}}]),
+        guest(name="web3", interfaces=[{"mac": "02:00:00:00:00:02"}]),
+    ]
+    # hv4 is not in the play's list; it is compared all the same, after the others.
+    errors = fg.xen_guests_fleet(mine, "hv4", {"bridge": "xenbr0"}, ["hv1", "hv2", "hv3"], hostvars)
+    assert errors == [
+        "Guest db1 on hv4: ipv4 address 192.0.2.10 on bridge br-lan is also used by guest web2 on"
+        " hv2; bridges of the same name on two dom0s are taken to be one network.",
+        "Guest web3 on hv4: dom0 hv3 has a guest of that name too; a name is the guest's host"
+        " name and inventory name, so it must be unique across the dom0s of the play.",
+    ]
+    # The same address on this dom0's host-only bridge is this dom0's own.
+    local = [{"name": "br-lan"}]
+    assert fg.xen_guests_fleet(mine[:1], "hv4", {}, ["hv1", "hv2"], hostvars, local) == []
+    assert fg.xen_guests_fleet([], "hv1", {}, ["hv1", "hv2", "hv3"], hostvars) == []
+
+
+def fleet_errors(tmp_path: Path, dom0s: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """__xen_guests_fleet_errors of each dom0 as the role computes it in Ansible, from its
+    own vars/main.yml; each dom0's settings are its host_vars."""
+    role = tmp_path / "roles" / "guests_fleet"
+    for folder in ("defaults", "vars"):
+        (role / folder).mkdir(parents=True)
+        (role / folder / "main.yml").symlink_to(ROLE / folder / "main.yml")
+    (role / "tasks").mkdir()
+    out = tmp_path / "fleet"
+    out.mkdir()
+    task = {
+        "name": "The fleet's problems are written down",
+        "ansible.builtin.copy": {
+            "dest": f"{out}/{{{{ inventory_hostname }}}}.json",
+            "mode": "0600",
+            "content": "{{ __xen_guests_fleet_errors | to_json }}",
+        },
+        "delegate_to": "localhost",
+    }
+    (role / "tasks" / "main.yml").write_text(json.dumps([task]))
+    inventory = {
+        "xen_dom0s": {
+            "hosts": {name: {"ansible_connection": "local", **v} for name, v in dom0s.items()}
+        }
+    }
+    (tmp_path / "hosts.yml").write_text(json.dumps(inventory))
+    play = [
+        {"name": "Fleet", "hosts": "xen_dom0s", "gather_facts": False, "roles": ["guests_fleet"]}
+    ]
+    (tmp_path / "play.yml").write_text(json.dumps(play))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    playbook = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i",
+        str(tmp_path / "hosts.yml"),
+        str(tmp_path / "play.yml"),
+    ]
+    proc = subprocess.run(
+        playbook, env=env, cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {path.stem: json.loads(path.read_text()) for path in out.iterdir()}
+
+
+def test_the_role_refuses_a_guest_name_and_address_another_dom0_of_the_play_has(
+    tmp_path: Path,
+) -> None:
+    static = [{"ipv4": {"address": "192.0.2.10/24"}}]
+    dom0s = {
+        "hv1": {"xen_guests_list": [guest(interfaces=static)]},
+        # A template, evaluated with hv2's own variables.
+        "hv2": {
+            "xen_guests_list": "{{ [hv2_guest] }}",
+            "hv2_guest": guest(name="web2", interfaces=static),
+        },
+        "hv3": {"xen_guests_list": [guest(interfaces=[{}])]},
+    }
+    found = fleet_errors(tmp_path, dom0s)
+    address = (
+        "Guest {name} on {dom0}: ipv4 address 192.0.2.10 on bridge xenbr0 is also used by guest"
+        " {owner} on {other}; bridges of the same name on two dom0s are taken to be one network."
+    )
+    name = (
+        "Guest web1 on {dom0}: dom0 {other} has a guest of that name too; a name is the guest's"
+        " host name and inventory name, so it must be unique across the dom0s of the play."
+    )
+    assert found == {
+        "hv1": [name.format(dom0="hv1", other="hv3")],
+        "hv2": [address.format(name="web2", dom0="hv2", owner="web1", other="hv1")],
+        "hv3": [name.format(dom0="hv3", other="hv1")],
     }
 
 
@@ -404,6 +517,7 @@ def test_fact_of_a_guest_with_a_static_address() -> None:
         "address": "192.0.2.10",
         "config": "/etc/xen/web1.cfg",
         "disks": ["/var/lib/xen/images/web1-root.img", "/dev/vg0/web1-disk1"],
+        "console_only": False,
     }
 
 
@@ -443,6 +557,7 @@ def test_the_filter_module_offers_every_filter() -> None:
     assert fg.FilterModule().filters() == {
         "xen_guests_host": fg.xen_guests_host,
         "xen_guests_plan": fg.xen_guests_plan,
+        "xen_guests_fleet": fg.xen_guests_fleet,
         "xen_guests_sources": fg.xen_guests_sources,
         "xen_guests_disk_steps": fg.xen_guests_disk_steps,
         "xen_guests_domains": fg.xen_guests_domains,
@@ -568,7 +683,7 @@ def test_the_role_installs_the_device_model_when_a_guest_that_stays_is_hvm(
 ) -> None:
     win1 = {"name": "win1", "type": "hvm", "os": {"iso": "/srv/x.iso"}, "interfaces": []}
     old1 = {**win1, "name": "old1", "state": "absent"}
-    web1 = {"name": "web1", "os": {"release": "trixie"}}
+    web1 = {"name": "web1", "os": {"release": "trixie"}, "ssh_authorized_keys": [KEY]}
     found = role_packages(tmp_path / "hvm", [web1, win1])
     tools = ["mmdebstrap", "e2fsprogs", "fdisk", "genisoimage"]
     # One read, before the plan, covers every package the role may install.

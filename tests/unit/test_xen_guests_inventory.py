@@ -41,6 +41,12 @@ LAB_JUMP = (
     " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
     ' root@127.0.0.1"'
 )
+# A real public key, made by ssh-keygen.
+KEY = next(
+    line
+    for line in (Path(__file__).parent / "data" / "authorized_keys").read_text().splitlines()
+    if line.startswith("ssh-ed25519 ")
+)
 PLAIN_JUMP = (
     "-o ProxyCommand=\"ssh -W '[%h]:%p' -q -o StrictHostKeyChecking=accept-new root@192.0.2.10\""
 )
@@ -72,6 +78,7 @@ def fact(name: str = "web1", **kw: Any) -> dict[str, Any]:
         "link_local": "fe80::216:3eff:fe00:1%xenbr0",
         "config": f"/etc/xen/{name}.cfg",
         "disks": [f"/var/lib/xen/images/{name}-root.img"],
+        "console_only": False,
     }
     base.update(kw)
     base.setdefault("address", base["ipv4"] or base["ipv6"] or base["link_local"])
@@ -229,7 +236,7 @@ def test_a_running_guest_with_a_static_address_is_a_host_reached_through_the_dom
     ]
 
 
-def test_stopped_absent_and_addressless_guests_are_left_out_dhcp_guests_are_not() -> None:
+def test_stopped_absent_addressless_and_console_only_guests_are_left_out_not_dhcp_ones() -> None:
     guests = [
         fact("up"),
         fact("off", state="stopped", ipv4="192.0.2.22"),
@@ -237,6 +244,8 @@ def test_stopped_absent_and_addressless_guests_are_left_out_dhcp_guests_are_not(
         fact("leased", ipv4=None, dhcp=True),
         # No interface: no MAC, so not even a link-local address.
         fact("nonic", ipv4=None, bridge=None, mac=None, link_local=None),
+        # No SSH key to log in with.
+        fact("console", console_only=True),
     ]
     hosts = gi.guest_hosts("d", {}, guests)
     assert [(h["name"], h["vars"]["ansible_host"]) for h in hosts] == [
@@ -317,7 +326,9 @@ def test_guests_from_settings_have_the_role_facts_shape() -> None:
         (ROOT / "inventory/sample/group_vars/xen_dom0s/guests.yml").read_text()
     )["xen_guests_list"]
     facts = gi.guests_from_settings(settings)
-    assert facts == [fg.xen_guests_fact(g) for g in gp.plan_guests(settings, {})]
+    # The plugin reads no SSH keys, so it does not ask whether a guest has one.
+    unknown_keys = {"ssh_authorized_keys": None}
+    assert facts == [fg.xen_guests_fact(g) for g in gp.plan_guests(settings, {}, unknown_keys)]
     web1, build1 = facts
     # The facts these tests make up have the same keys.
     assert set(fact()) == set(web1)
@@ -382,7 +393,7 @@ def test_valid_guests_are_kept_when_others_are_invalid() -> None:
     ]
     facts, problems = gi.valid_guests_from_settings(settings)
     assert [f["name"] for f in facts] == ["ok1", "ok2"]
-    assert problems == gp.validate_guests(settings, {})
+    assert problems == gp.validate_guests(settings, {}, {"ssh_authorized_keys": None})
     assert any(p.startswith("Guest bad: memory") for p in problems)
     assert any(p.startswith("Guest twin: ipv4 address 192.0.2.21") for p in problems)
 
@@ -789,8 +800,9 @@ def test_the_guests_playbook_adds_the_guests_of_every_dom0_of_the_batch(tmp_path
 # --- the bridge of a DHCP guest: the inventory plugin and the role agree -----------------
 
 # A dom0 whose DHCP guest names no bridge, and one that does.
-BRIDGE_GUESTS_YML = """\
----
+BRIDGE_GUESTS_YML = (
+    f'---\nxen_guests_ssh_authorized_keys: ["{KEY}"]\n'
+    + """\
 xen_guests_list:
   - name: leased1
     type: pv
@@ -802,6 +814,7 @@ xen_guests_list:
     interfaces: [{bridge: xenbr9}]
     os: {release: trixie}
 """
+)
 
 # The role's own defaults and vars, under a role whose only task plans the guests as
 # roles/xen_guests/tasks/main.yml does (without the host: no xl, no bridges to check).

@@ -7,13 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import SIZE_ERROR
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_xl import parse_xl_info
 
 DATA = Path(__file__).parent / "data"
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx1 admin@example.org"
+# Real public keys by type, from ssh-keygen.
+KEYS = {
+    line.split()[0]: line
+    for line in (DATA / "authorized_keys").read_text().splitlines()
+    if line and not line.startswith("#")
+}
+KEY = KEYS["ssh-ed25519"]
 SHA = "sha256:" + "ab" * 32
 
 
@@ -82,14 +89,26 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     (
         "name with a dot",
         {"name": "web.1"},
-        "Guest web.1: name must be 1 to 63 lowercase letters, digits or '-', starting with a"
-        " letter or digit (it names files, LVM volumes and the host).",
+        "Guest web.1: name must be 1 to 63 lowercase letters, digits or '-', starting and"
+        " ending with a letter or digit (it names files, LVM volumes and the host).",
     ),
     (
         "name with a path",
         {"name": "../etc"},
-        "Guest ../etc: name must be 1 to 63 lowercase letters, digits or '-', starting with a"
-        " letter or digit (it names files, LVM volumes and the host).",
+        "Guest ../etc: name must be 1 to 63 lowercase letters, digits or '-', starting and"
+        " ending with a letter or digit (it names files, LVM volumes and the host).",
+    ),
+    (
+        "name ending with a dash",
+        {"name": "web1-"},
+        "Guest web1-: name must be 1 to 63 lowercase letters, digits or '-', starting and"
+        " ending with a letter or digit (it names files, LVM volumes and the host).",
+    ),
+    (
+        "name starting with a dash",
+        {"name": "-web1"},
+        "Guest -web1: name must be 1 to 63 lowercase letters, digits or '-', starting and"
+        " ending with a letter or digit (it names files, LVM volumes and the host).",
     ),
     (
         "misspelt key",
@@ -259,6 +278,78 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "ssh key with a newline",
         {"ssh_authorized_keys": [KEY + "\n" + KEY]},
         "Guest web1: ssh_authorized_keys[0] is not a one-line public key.",
+    ),
+    (
+        "ssh key of a type sshd refuses",
+        {"ssh_authorized_keys": [KEY, "ssh-dss AAAAB3NzaC1kc3MAAACBAP admin@example.org"]},
+        "Guest web1: ssh_authorized_keys[1] starts with 'ssh-dss', which is not a key type: use"
+        " one of ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256, ecdsa-sha2-nistp384,"
+        " ecdsa-sha2-nistp521, sk-ssh-ed25519@openssh.com, sk-ecdsa-sha2-nistp256@openssh.com.",
+    ),
+    (
+        "ssh key without its type",
+        {"ssh_authorized_keys": [KEY.split()[1]]},
+        "Guest web1: ssh_authorized_keys[0] starts with 'AAAAC3NzaC1lZDI1NTE5AAAAIH9t6Hx30C0Ni...',"
+        " which is not a key type: use one of ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256,"
+        " ecdsa-sha2-nistp384, ecdsa-sha2-nistp521, sk-ssh-ed25519@openssh.com,"
+        " sk-ecdsa-sha2-nistp256@openssh.com.",
+    ),
+    (
+        "ssh key type alone",
+        {"ssh_authorized_keys": ["ssh-ed25519"]},
+        "Guest web1: ssh_authorized_keys[0] has the key type ssh-ed25519 but no key after it.",
+    ),
+    (
+        "ssh key that lost a character",
+        {"ssh_authorized_keys": [KEY.replace("vK admin", "v admin")]},
+        "Guest web1: ssh_authorized_keys[0] has an ssh-ed25519 key whose body is not valid base64.",
+    ),
+    (
+        "ssh key cut short",
+        {"ssh_authorized_keys": [KEY.replace("BFvK admin", " admin")]},
+        "Guest web1: ssh_authorized_keys[0] is not a whole ssh-ed25519 key: its body is cut"
+        " short or has bytes left over.",
+    ),
+    (
+        "ssh key of another type than it says",
+        {"ssh_authorized_keys": ["ssh-rsa " + KEY.split(" ", 1)[1]]},
+        "Guest web1: ssh_authorized_keys[0] says ssh-rsa, but its body is a key of type"
+        " ssh-ed25519.",
+    ),
+    (
+        "ssh key with an option sshd does not know",
+        {"ssh_authorized_keys": ["no-agent-forwading " + KEY]},
+        "Guest web1: ssh_authorized_keys[0] has 'no-agent-forwading' before its key type, which"
+        " is not an option sshd knows.",
+    ),
+    (
+        "ssh key with an option value without quotes",
+        {"ssh_authorized_keys": ["no-pty,from=192.0.2.0/24 " + KEY]},
+        "Guest web1: ssh_authorized_keys[0] has 'from=192.0.2.0/24' before its key type, which"
+        " is not an option sshd knows.",
+    ),
+    (
+        "ssh key options with a quote never closed",
+        {"ssh_authorized_keys": ['from="192.0.2.0/24 ' + KEY]},
+        "Guest web1: ssh_authorized_keys[0] has options with a double quote that is never closed.",
+    ),
+    (
+        "no ssh key",
+        {"ssh_authorized_keys": []},
+        "Guest web1: no SSH key would let anyone log in; set ssh_authorized_keys or"
+        " xen_guests_ssh_authorized_keys, or console_only: true for a guest reached only on its"
+        " console.",
+    ),
+    (
+        "console only with ssh keys",
+        {"console_only": True},
+        "Guest web1: console_only is true but ssh_authorized_keys lists keys; a console-only"
+        " guest gets no SSH key, so leave out one or the other.",
+    ),
+    (
+        "console only as text",
+        {"console_only": "yes", "ssh_authorized_keys": []},
+        "Guest web1: console_only is 'yes'; use true or false.",
     ),
     (
         "template with a path",
@@ -437,11 +528,13 @@ def test_plan_fills_in_defaults_and_paths() -> None:
 
 
 def test_plan_defaults_for_a_minimal_guest() -> None:
-    (g,) = gp.plan_guests([{"name": "tiny", "os": {"release": "bookworm"}}], {})
+    (g,) = gp.plan_guests(
+        [{"name": "tiny", "os": {"release": "bookworm"}}], {}, {"ssh_authorized_keys": [KEY]}
+    )
     assert (g["type"], g["memory_mib"], g["vcpus"]) == ("pvh", 512, 1)
     assert g["disks"][0]["path"] == "/var/lib/xen/images/tiny-root.img"
     assert g["interfaces"][0]["bridge"] == "xenbr0"
-    assert g["ssh_authorized_keys"] == []
+    assert (g["ssh_authorized_keys"], g["console_only"]) == ([KEY], False)
 
 
 def test_hvm_disks_leave_room_for_the_emulated_cdroms() -> None:
@@ -499,9 +592,9 @@ def test_root_disk_must_hold_the_release_image_it_is_copied_from() -> None:
 
 
 def test_every_guest_gets_the_default_keys_first_then_its_own_each_once() -> None:
-    admin = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAdm admin@example.org"
-    backup = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCb backup@example.org"
-    own = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwn dev@example.org"
+    admin = KEYS["ssh-ed25519"]
+    backup = KEYS["ssh-rsa"]
+    own = KEYS["ecdsa-sha2-nistp256"].replace("admin@", "dev@")
     defaults = {"ssh_authorized_keys": [admin, backup]}
     (g,) = gp.plan_guests([guest(ssh_authorized_keys=[own, admin + "\n"])], lab_host(), defaults)
     assert g["ssh_authorized_keys"] == [admin, backup, own]
@@ -666,3 +759,215 @@ def test_hvm_guests_that_stay_need_the_device_model_on_the_dom0() -> None:
 )
 def test_the_default_bridge_follows_the_network_role(args: tuple[Any, ...], bridge: str) -> None:
     assert gp.default_bridge(*args) == bridge
+
+
+def test_a_bad_key_every_guest_gets_is_named_once_as_the_role_setting() -> None:
+    guests = [guest(ssh_authorized_keys=[]), guest(name="db1", interfaces=[])]
+    assert gp.validate_guests(guests, lab_host(), {"ssh_authorized_keys": ["ssh-ed25519"]}) == [
+        "xen_guests_ssh_authorized_keys[0] has the key type ssh-ed25519 but no key after it."
+    ]
+
+
+def test_authorized_keys_options_are_kept_as_written() -> None:
+    restricted = f'from="192.0.2.0/24",no-agent-forwarding,command="uptime" {KEY}'
+    (g,) = gp.plan_guests([guest(ssh_authorized_keys=[restricted])], lab_host())
+    assert g["ssh_authorized_keys"] == [restricted]
+
+
+def test_the_keys_every_guest_gets_are_enough() -> None:
+    (g,) = gp.plan_guests(
+        [guest(ssh_authorized_keys=[])], lab_host(), {"ssh_authorized_keys": [KEY]}
+    )
+    assert (g["ssh_authorized_keys"], g["console_only"]) == ([KEY], False)
+
+
+def test_a_console_only_guest_gets_no_ssh_key_not_even_those_of_every_guest() -> None:
+    settings = {"ssh_authorized_keys": [KEY]}
+    (g,) = gp.plan_guests([guest(ssh_authorized_keys=[], console_only=True)], lab_host(), settings)
+    assert (g["ssh_authorized_keys"], g["console_only"]) == ([], True)
+    (g,) = gp.plan_guests([guest(console_only=True, ssh_authorized_keys=None)], lab_host())
+    assert (g["ssh_authorized_keys"], g["console_only"]) == ([], True)
+
+
+def test_guests_that_boot_no_cloud_init_or_are_gone_need_no_key() -> None:
+    guests = [
+        guest(name="win1", type="hvm", os={"iso": "/srv/x.iso"}, ssh_authorized_keys=[]),
+        guest(name="old1", state="absent", os=None, ssh_authorized_keys=[], interfaces=[]),
+        guest(name="old2", state="absent", ssh_authorized_keys=[], interfaces=[]),
+    ]
+    assert gp.validate_guests(guests, lab_host()) == []
+
+
+def test_without_the_keys_every_guest_gets_no_key_is_required() -> None:
+    # The inventory plugin reads no keys: whether a guest has one is not its question.
+    lone = [guest(ssh_authorized_keys=[])]
+    assert gp.validate_guests(lone, {}, {"ssh_authorized_keys": None}) == []
+    assert gp.validate_guests(lone, {}) == [
+        "Guest web1: no SSH key would let anyone log in; set ssh_authorized_keys or"
+        " xen_guests_ssh_authorized_keys, or console_only: true for a guest reached only on its"
+        " console."
+    ]
+
+
+# --- guests of several dom0s --------------------------------------------------------------
+
+
+def dom0(*guests: dict[str, Any], **entry: Any) -> dict[str, Any]:
+    return {"guests": list(guests), "settings": {"bridge": "xenbr0"}, **entry}
+
+
+def static(address: str, bridge: str = "xenbr0", **kw: Any) -> list[dict[str, Any]]:
+    return [{"bridge": bridge, "ipv4": {"address": address}, **kw}]
+
+
+def test_guests_of_different_dom0s_that_share_nothing_pass() -> None:
+    fleet = {
+        "hv1": dom0(guest(), guest(name="db1", interfaces=static("192.0.2.11/24"))),
+        "hv2": dom0(
+            guest(name="web2", interfaces=static("192.0.2.12/24")),
+            guest(name="dhcp1", interfaces=[{}]),
+        ),
+    }
+    assert gp.validate_fleet(fleet) == {}
+
+
+def test_a_name_on_two_dom0s_is_refused_on_each_of_them() -> None:
+    fleet = {
+        "hv1": dom0(guest()),
+        "hv2": dom0(guest(interfaces=static("192.0.2.20/24"))),
+        "hv3": dom0(guest(interfaces=[{}])),
+    }
+    message = (
+        "Guest web1 on {dom0}: dom0 {other} has a guest of that name too; a name is the guest's"
+        " host name and inventory name, so it must be unique across the dom0s of the play."
+    )
+    # Their stable MACs are the same too: the name is the one thing to fix.
+    assert gp.validate_fleet(fleet) == {
+        "hv1": [message.format(dom0="hv1", other="hv2")],
+        "hv2": [message.format(dom0="hv2", other="hv1")],
+        "hv3": [message.format(dom0="hv3", other="hv1")],
+    }
+
+
+def test_a_mac_on_two_dom0s_is_refused_whatever_the_bridges() -> None:
+    mac = "02:00:00:00:00:01"
+    fleet = {
+        "hv1": dom0(guest(interfaces=[{"mac": mac}])),
+        "hv2": dom0(guest(name="web2", interfaces=[{"mac": "02:00:00:00:00:02"}, {"mac": mac}])),
+    }
+    message = (
+        "Guest {name} on {dom0}: MAC 02:00:00:00:00:01 is also used by guest {owner} on {other};"
+        " a MAC must be unique across the dom0s of the play."
+    )
+    assert gp.validate_fleet(fleet) == {
+        "hv1": [message.format(name="web1", dom0="hv1", owner="web2", other="hv2")],
+        "hv2": [message.format(name="web2", dom0="hv2", owner="web1", other="hv1")],
+    }
+
+
+def test_a_static_address_on_bridges_of_the_same_name_is_refused() -> None:
+    fleet = {
+        "hv1": dom0(guest(interfaces=static("192.0.2.10/24"))),
+        # The same address with another prefix is the same address on the wire.
+        "hv2": dom0(guest(name="web2", interfaces=static("192.0.2.10/16"))),
+        # An interface that names no bridge is on the dom0's default bridge.
+        "hv3": dom0(guest(name="web3", interfaces=[{"ipv4": {"address": "192.0.2.10/24"}}])),
+    }
+    message = (
+        "Guest {name} on {dom0}: ipv4 address 192.0.2.10 on bridge xenbr0 is also used by guest"
+        " {owner} on {other}; bridges of the same name on two dom0s are taken to be one network."
+    )
+    assert gp.validate_fleet(fleet) == {
+        "hv1": [message.format(name="web1", dom0="hv1", owner="web2", other="hv2")],
+        "hv2": [message.format(name="web2", dom0="hv2", owner="web1", other="hv1")],
+        "hv3": [message.format(name="web3", dom0="hv3", owner="web1", other="hv1")],
+    }
+
+
+def test_a_static_ipv6_address_is_compared_like_ipv4() -> None:
+    six = [{"ipv6": {"address": "2001:db8::10/64"}}]
+    fleet = {"hv1": dom0(guest(interfaces=six)), "hv2": dom0(guest(name="web2", interfaces=six))}
+    assert gp.validate_fleet(fleet)["hv2"] == [
+        "Guest web2 on hv2: ipv6 address 2001:db8::10 on bridge xenbr0 is also used by guest"
+        " web1 on hv1; bridges of the same name on two dom0s are taken to be one network."
+    ]
+
+
+def test_one_address_on_other_bridges_or_host_only_ones_is_another_network() -> None:
+    host_only = [{"name": "xenbr0", "primary": True}, {"name": "xenbr-int"}]
+    fleet = {
+        "hv1": dom0(
+            guest(interfaces=static("10.0.0.5/24", "xenbr-int")),
+            guest(name="db1", interfaces=static("192.0.2.10/24", "xenbr1")),
+            network_bridges=host_only,
+        ),
+        "hv2": dom0(
+            guest(name="web2", interfaces=static("10.0.0.5/24", "xenbr-int")),
+            guest(name="db2", interfaces=static("192.0.2.10/24", "xenbr2")),
+            network_bridges=host_only,
+        ),
+    }
+    assert gp.validate_fleet(fleet) == {}
+    # Host-only on one dom0 is enough: its guests reach no other dom0's.
+    fleet["hv2"]["network_bridges"] = [{"name": "xenbr-int", "ports": ["eth1"]}]
+    assert gp.validate_fleet(fleet) == {}
+    del fleet["hv1"]["network_bridges"]
+    assert gp.validate_fleet(fleet)["hv2"] == [
+        "Guest web2 on hv2: ipv4 address 10.0.0.5 on bridge xenbr-int is also used by guest"
+        " web1 on hv1; bridges of the same name on two dom0s are taken to be one network."
+    ]
+
+
+def test_a_guest_can_move_to_another_dom0_in_one_run() -> None:
+    fleet = {
+        "hv1": dom0(guest(state="absent", interfaces=static("192.0.2.10/24"))),
+        "hv2": dom0(guest(interfaces=static("192.0.2.10/24"))),
+    }
+    assert gp.validate_fleet(fleet) == {}
+    # A stopped guest keeps its name and addresses.
+    fleet["hv1"]["guests"][0]["state"] = "stopped"
+    assert set(gp.validate_fleet(fleet)) == {"hv1", "hv2"}
+
+
+def test_a_fleet_check_leaves_each_dom0s_own_problems_to_its_own_check() -> None:
+    fleet = {
+        "hv1": dom0(guest(), guest(), "not a guest", guest(name="Bad_Name", vcpus=0)),
+        "hv2": dom0(guest(name="db1", interfaces=static("192.0.2.10/24"))),
+        "hv3": {"guests": "{{ guests }}"},
+    }
+    assert gp.validate_fleet(fleet)["hv2"] == [
+        "Guest db1 on hv2: ipv4 address 192.0.2.10 on bridge xenbr0 is also used by guest"
+        " web1 on hv1; bridges of the same name on two dom0s are taken to be one network."
+    ]
+    assert set(gp.validate_fleet(fleet)) == {"hv1", "hv2"}
+
+
+# --- the guest lists this repository ships ----------------------------------------------
+
+ROOT = Path(__file__).parents[2]
+SHIPPED = [
+    "inventory/sample/group_vars/xen_dom0s/guests.yml",
+    "inventory/lab/group_vars/xen_dom0s/guests.yml",
+    "examples/iac-repo/inventory/group_vars/xen_dom0s/guests.yml",
+    "tests/e2e/bookworm/group_vars/xen_dom0s/guests.yml",
+    "tests/e2e/trixie/group_vars/xen_dom0s/guests.yml",
+]
+
+
+def role_readme_example() -> dict[str, Any]:
+    text = (ROOT / "roles/xen_guests/README.md").read_text().split("## Example", 1)[1]
+    play = yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0])
+    return play[0]["roles"][0]["vars"]
+
+
+@pytest.mark.parametrize("path", [*SHIPPED, "roles/xen_guests/README.md"])
+def test_every_guest_list_this_repository_ships_is_valid(path: str) -> None:
+    if path.endswith("README.md"):
+        settings = role_readme_example()
+    else:
+        settings = yaml.safe_load((ROOT / path).read_text())
+    # The lab and the end-to-end scenarios give the guests the harness's key, read from
+    # its .pub file at run time: an ed25519 key made by ssh-keygen (lab/xenlab/vm.py).
+    keys = [KEY if "{{" in key else key for key in settings["xen_guests_ssh_authorized_keys"]]
+    defaults = {"ssh_authorized_keys": keys}
+    assert gp.validate_guests(settings["xen_guests_list"], {}, defaults) == []

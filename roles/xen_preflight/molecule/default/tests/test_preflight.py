@@ -88,7 +88,8 @@ BAD_SETTINGS = {
         {"name": "xenbr1", "ports": ["eth9"]},
     ],
     "xen_guests_ssh_authorized_keys": [
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDoCExampleKeyReplaceMeWithYours0000000 a@example.org"
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDoCExampleKeyReplaceMeWithYours000000000000"
+        " a@example.org"
     ],
     "xen_guests_list": [
         # Not a host name.
