@@ -1,7 +1,20 @@
-"""Whether GRUB can write its environment block, from grub-probe's answers."""
+"""Whether GRUB can write its environment block, from grub-probe's answers.
+
+data/grub-probe.json holds the answers of ``grub-probe --target=abstraction
+/boot/grub`` and ``--target=fs`` as xen_read returns them:
+
+- plain-ext4 and no-boot-grub: grub-probe 2.06 (Debian 12) on an ext4
+  filesystem, and where /boot/grub does not exist;
+- md-raid1 (metadata 1.2), lvm, lvm-on-md-raid1, luks2, zfs, btrfs: the words
+  util/grub-probe.c prints there, one a line: "diskfilter" and the RAID module
+  for md RAID, "lvm" for a logical volume, the members' layers first, and the
+  name of GRUB's filesystem driver.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,26 +26,12 @@ from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_grubenv import (
     grubenv_state,
 )
 
-
-def answer(stdout: str = "", rc: int = 0, stderr: str = "") -> dict[str, Any]:
-    """One command's answer as xen_read returns it."""
-    return {"rc": rc, "stdout": stdout, "stderr": stderr}
+DATA = Path(__file__).parent / "data"
+PROBES: dict[str, dict[str, Any]] = json.loads((DATA / "grub-probe.json").read_text())
 
 
-# grub-probe 2.06 (Debian 12) on /boot/grub of a plain ext4 filesystem: no
-# abstraction at all, and GRUB's ext2 driver (it reads ext2, ext3 and ext4).
-PLAIN_EXT4 = (answer(""), answer("ext2\n"))
-# md RAID1 (metadata 1.2) and LVM, as util/grub-probe.c prints them, one word a
-# line: "diskfilter" then the RAID module for md RAID; "lvm" for a logical
-# volume; the members' layers first for a logical volume on md RAID.
-MD_RAID1 = (answer("diskfilter\nmdraid1x\n"), answer("ext2\n"))
-LVM = (answer("lvm\n"), answer("ext2\n"))
-LVM_ON_MD_RAID1 = (answer("diskfilter\nmdraid1x\nlvm\n"), answer("ext2\n"))
-# LUKS: GRUB's cryptodisk layer writes (grub_cryptodisk_write), so Debian's
-# list leaves it out.
-LUKS2 = (answer("cryptodisk\nluks2\ngcry_rijndael\ngcry_sha256\n"), answer("ext2\n"))
-ZFS = (answer(""), answer("zfs\n"))
-BTRFS = (answer(""), answer("btrfs\n"))
+def state_of(host: str) -> dict[str, Any]:
+    return grubenv_state(PROBES[host]["abstraction"], PROBES[host]["fs"])
 
 
 def test_the_role_probes_boot_grub() -> None:
@@ -41,7 +40,7 @@ def test_the_role_probes_boot_grub() -> None:
 
 
 def test_plain_ext4_is_writable() -> None:
-    state = grubenv_state(*PLAIN_EXT4)
+    state = state_of("plain-ext4")
     assert state == {
         "writable": True,
         "target": "",
@@ -54,18 +53,15 @@ def test_plain_ext4_is_writable() -> None:
 
 
 @pytest.mark.parametrize(
-    ("probes", "word", "layer"),
+    ("host", "word", "layer"),
     [
-        (MD_RAID1, "diskfilter", "md RAID"),
-        (LVM, "lvm", "LVM"),
-        (LVM_ON_MD_RAID1, "diskfilter", "md RAID"),
+        ("md-raid1", "diskfilter", "md RAID"),
+        ("lvm", "lvm", "LVM"),
+        ("lvm-on-md-raid1", "diskfilter", "md RAID"),
     ],
-    ids=["md-raid1", "lvm", "lvm-on-md-raid1"],
 )
-def test_md_raid_and_lvm_are_not_writable(
-    probes: tuple[dict[str, Any], dict[str, Any]], word: str, layer: str
-) -> None:
-    state = grubenv_state(*probes)
+def test_md_raid_and_lvm_are_not_writable(host: str, word: str, layer: str) -> None:
+    state = state_of(host)
     assert (state["writable"], state["target"], state["word"], state["layer"]) == (
         False,
         "abstraction",
@@ -78,30 +74,27 @@ def test_md_raid_and_lvm_are_not_writable(
     )
 
 
-@pytest.mark.parametrize(
-    ("probes", "layer"), [(ZFS, "ZFS"), (BTRFS, "btrfs")], ids=["zfs", "btrfs"]
-)
-def test_zfs_and_btrfs_are_not_writable(
-    probes: tuple[dict[str, Any], dict[str, Any]], layer: str
-) -> None:
-    state = grubenv_state(*probes)
-    assert (state["writable"], state["target"], state["layer"]) == (False, "fs", layer)
+@pytest.mark.parametrize(("host", "layer"), [("zfs", "ZFS"), ("btrfs", "btrfs")])
+def test_zfs_and_btrfs_are_not_writable(host: str, layer: str) -> None:
+    state = state_of(host)
+    assert (state["writable"], state["target"], state["word"], state["layer"]) == (
+        False,
+        "fs",
+        host,
+        layer,
+    )
     assert describe(state) == (
-        f"not writable by GRUB at boot: /boot/grub is on {layer}"
-        f" (grub-probe --target=fs: {state['word']})"
+        f"not writable by GRUB at boot: /boot/grub is on {layer} (grub-probe --target=fs: {host})"
     )
 
 
 def test_luks_is_writable() -> None:
-    assert grubenv_state(*LUKS2)["writable"] is True
+    # GRUB's cryptodisk layer writes (grub_cryptodisk_write); Debian's list leaves it out.
+    assert state_of("luks2")["writable"] is True
 
 
 def test_a_failed_probe_leaves_it_unknown() -> None:
-    # grub-probe 2.06 where /boot/grub does not exist.
-    missing = answer(
-        rc=1, stderr="grub-probe: error: failed to get canonical path of `/boot/grub'.\n"
-    )
-    state = grubenv_state(missing, missing)
+    state = state_of("no-boot-grub")
     assert state["writable"] is None
     assert state["error"] == (
         "grub-probe --target=abstraction /boot/grub failed:"
@@ -112,12 +105,13 @@ def test_a_failed_probe_leaves_it_unknown() -> None:
 
 def test_a_missing_grub_probe_leaves_it_unknown() -> None:
     # xen_read answers rc 127 for a program that does not exist.
-    absent = answer(rc=127, stderr="[Errno 2] No such file or directory: 'grub-probe'")
+    absent = {"rc": 127, "stdout": "", "stderr": "[Errno 2] No such file or directory"}
     state = grubenv_state(absent, absent)
     assert (state["writable"], state["error"]) == (None, "grub-probe is not installed")
 
 
 def test_a_failed_filesystem_probe_after_a_plain_abstraction_is_unknown() -> None:
-    state = grubenv_state(answer(""), answer(rc=1))
+    failed = {"rc": 1, "stdout": "", "stderr": ""}
+    state = grubenv_state(PROBES["plain-ext4"]["abstraction"], failed)
     assert (state["writable"], state["target"]) == (None, "fs")
     assert state["error"] == "grub-probe --target=fs /boot/grub failed: exit code 1"
