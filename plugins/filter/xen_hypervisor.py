@@ -1,6 +1,6 @@
 """Jinja filters of the xen_hypervisor role: its plan and what grub.cfg holds."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_hypervisor_plan import (
@@ -15,9 +15,14 @@ from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_xl import (
 )
 
 
-def xen_hypervisor_plan(settings: dict[str, Any], ram_mib: int, host_vcpus: int) -> dict[str, Any]:
+def xen_hypervisor_plan(
+    settings: dict[str, Any],
+    ram_mib: int,
+    host_vcpus: int,
+    grub_probe: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
     """Validated dom0 limits and command lines, or the errors that stop the role."""
-    return plan(settings, int(ram_mib), int(host_vcpus))
+    return plan(settings, int(ram_mib), int(host_vcpus), grub_probe)
 
 
 class FilterModule:

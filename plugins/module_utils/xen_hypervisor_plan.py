@@ -1,15 +1,17 @@
 """The xen_hypervisor role's plan: validated dom0 limits and command lines.
 
-One function, ``plan``, turns the role's settings and two host facts into the
-values the role writes, or into a list of errors, one sentence each, that the
-role shows before it changes anything.
+One function, ``plan``, turns the role's settings and the host's size and
+GRUB storage into the values the role writes, or into a list of errors, one
+sentence each, that the role shows before it changes anything.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_grubenv import grubenv_state
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import parse_size_mib
 
 # Xen's and Linux's options are words separated by blanks; quotes or shell
@@ -45,6 +47,20 @@ MSG_OWNED = (
     "xen_hypervisor_cmdline_extra sets {option}=, which the role manages: use the matching "
     "xen_hypervisor_* setting instead."
 )
+MSG_GRUBENV_READ_ONLY = (
+    "GRUB cannot write its environment block on {layer} (grub-probe --target={target}"
+    " /boot/grub: {word}), so it would never clear the boot-once entry (grub-reboot's"
+    " next_entry) and a Xen that fails would boot again and again: set"
+    " xen_hypervisor_boot_once: false to make the Xen entry GRUB's default directly,"
+    " without a trial boot."
+)
+MSG_GRUBENV_UNKNOWN = (
+    "Whether GRUB can write its environment block is unknown ({error}); if it cannot, it"
+    " never clears the boot-once entry (grub-reboot's next_entry) and a Xen that fails boots"
+    " again and again: run the role as root on a host that boots with GRUB, or set"
+    " xen_hypervisor_boot_once: false to make the Xen entry GRUB's default directly, without"
+    " a trial boot."
+)
 
 
 def auto_dom0_mem_mib(ram_mib: int) -> int:
@@ -63,8 +79,26 @@ def _cmdline_errors(name: str, value: str) -> list[str]:
     return []
 
 
-def plan(settings: dict[str, Any], ram_mib: int, host_vcpus: int) -> dict[str, Any]:
-    """Validate settings against the host and compute what the role writes."""
+def _grubenv_errors(grubenv: dict[str, Any]) -> list[str]:
+    if grubenv["writable"] is False:
+        return [MSG_GRUBENV_READ_ONLY.format(**grubenv)]
+    if grubenv["writable"] is None:
+        return [MSG_GRUBENV_UNKNOWN.format(**grubenv)]
+    return []
+
+
+def plan(
+    settings: dict[str, Any],
+    ram_mib: int,
+    host_vcpus: int,
+    grub_probe: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Validate settings against the host and compute what the role writes.
+
+    ``grub_probe`` holds the answers (``rc``, ``stdout``, ``stderr``) of
+    ``grub-probe --target=abstraction /boot/grub`` and ``--target=fs`` under
+    ``abstraction`` and ``fs``: boot-once needs GRUB to write its environment block.
+    """
     errors: list[str] = []
 
     mem_setting = settings.get("dom0_mem", "auto")
@@ -129,12 +163,17 @@ def plan(settings: dict[str, Any], ram_mib: int, host_vcpus: int) -> dict[str, A
     if dom0_extra:
         dom0_words.append(dom0_extra)
 
+    grubenv = grubenv_state(grub_probe["abstraction"], grub_probe["fs"])
+    if settings.get("boot_once", True):
+        errors += _grubenv_errors(grubenv)
+
     return {
         "errors": errors,
         "dom0_mem_mib": mem,
         "dom0_vcpus": vcpus,
         "xen_cmdline": " ".join(xen_words),
         "dom0_cmdline": " ".join(dom0_words),
+        "grubenv": grubenv,
     }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_grubenv import (
     PROBE_ABSTRACTION,
@@ -27,6 +28,7 @@ from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_grubenv import (
 )
 
 DATA = Path(__file__).parent / "data"
+ROLES = Path(__file__).resolve().parents[2] / "roles"
 PROBES: dict[str, dict[str, Any]] = json.loads((DATA / "grub-probe.json").read_text())
 
 
@@ -115,3 +117,10 @@ def test_a_failed_filesystem_probe_after_a_plain_abstraction_is_unknown() -> Non
     state = grubenv_state(PROBES["plain-ext4"]["abstraction"], failed)
     assert (state["writable"], state["target"]) == (None, "fs")
     assert state["error"] == "grub-probe --target=fs /boot/grub failed: exit code 1"
+
+
+def test_the_hypervisor_role_probes_with_these_commands() -> None:
+    tasks = yaml.safe_load((ROLES / "xen_hypervisor" / "tasks" / "plan.yml").read_text())
+    commands = tasks[0]["xen_lab.dom0.xen_read"]["commands"]
+    assert commands["grub_abstraction"] == PROBE_ABSTRACTION
+    assert commands["grub_fs"] == PROBE_FS

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ansible_collections.xen_lab.dom0.plugins.filter.xen_hypervisor import FilterModule
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_hypervisor_plan as hp
 
+DATA = Path(__file__).parent / "data"
 RAM = 2978  # MiB the 3 GiB lab VM reports
 CPUS = 2
+# grub-probe's answers for /boot/grub (see test_xen_grubenv.py); the lab's is plain ext4.
+GRUB_PROBE: dict[str, dict[str, Any]] = json.loads((DATA / "grub-probe.json").read_text())
+PLAIN = GRUB_PROBE["plain-ext4"]
 
 
 def settings(**kw: Any) -> dict[str, Any]:
@@ -22,13 +29,14 @@ def settings(**kw: Any) -> dict[str, Any]:
         "serial_baud": 115200,
         "cmdline_extra": "",
         "dom0_cmdline_extra": "",
+        "boot_once": True,
     }
     base.update(kw)
     return base
 
 
 def test_good_settings_give_the_xen_and_dom0_command_lines() -> None:
-    out = hp.plan(settings(), RAM, CPUS)
+    out = hp.plan(settings(), RAM, CPUS, PLAIN)
     assert out["errors"] == []
     assert out["dom0_mem_mib"] == 1024
     assert out["dom0_vcpus"] == 2
@@ -42,22 +50,22 @@ def test_auto_memory_grows_with_ram_and_is_capped() -> None:
     assert hp.auto_dom0_mem_mib(2978) == 1024 + 64 * 2
     assert hp.auto_dom0_mem_mib(65536) == 1024 + 64 * 64
     assert hp.auto_dom0_mem_mib(1024 * 1024) == 8192
-    assert hp.plan(settings(dom0_mem="auto"), 16384, 8)["dom0_mem_mib"] == 2048
+    assert hp.plan(settings(dom0_mem="auto"), 16384, 8, PLAIN)["dom0_mem_mib"] == 2048
 
 
 def test_auto_vcpus_take_at_most_four() -> None:
-    assert hp.plan(settings(), 64000, 32)["dom0_vcpus"] == 4
-    assert hp.plan(settings(), RAM, 1)["dom0_vcpus"] == 1
+    assert hp.plan(settings(), 64000, 32, PLAIN)["dom0_vcpus"] == 4
+    assert hp.plan(settings(), RAM, 1, PLAIN)["dom0_vcpus"] == 1
 
 
 def test_vga_and_none_consoles_and_extras() -> None:
-    vga = hp.plan(settings(console="vga", dom0_cmdline_extra="loglevel=4"), RAM, CPUS)
+    vga = hp.plan(settings(console="vga", dom0_cmdline_extra="loglevel=4"), RAM, CPUS, PLAIN)
     assert vga["xen_cmdline"].endswith("console=vga")
     assert vga["dom0_cmdline"] == "console=tty0 loglevel=4"
-    none = hp.plan(settings(console="none", cmdline_extra="ucode=scan"), RAM, CPUS)
+    none = hp.plan(settings(console="none", cmdline_extra="ucode=scan"), RAM, CPUS, PLAIN)
     assert none["xen_cmdline"].endswith("console=none ucode=scan")
     assert none["dom0_cmdline"] == ""
-    pinned = hp.plan(settings(dom0_vcpus_pin=True, dom0_vcpus=1), RAM, CPUS)
+    pinned = hp.plan(settings(dom0_vcpus_pin=True, dom0_vcpus=1), RAM, CPUS, PLAIN)
     assert "dom0_max_vcpus=1 dom0_vcpus_pin" in pinned["xen_cmdline"]
 
 
@@ -117,14 +125,88 @@ BAD = [
 
 @pytest.mark.parametrize(("change", "message"), BAD, ids=[str(c) for c, _ in BAD])
 def test_bad_settings_give_one_clear_error(change: dict[str, Any], message: str) -> None:
-    errors = hp.plan(settings(**change), RAM, CPUS)["errors"]
+    errors = hp.plan(settings(**change), RAM, CPUS, PLAIN)["errors"]
     assert len(errors) == 1, errors
     assert errors[0].startswith(message), errors[0]
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    errors = hp.plan(settings(dom0_mem="9G", dom0_vcpus=9, serial_baud=1), RAM, CPUS)["errors"]
+    errors = hp.plan(settings(dom0_mem="9G", dom0_vcpus=9, serial_baud=1), RAM, CPUS, PLAIN)[
+        "errors"
+    ]
     assert len(errors) == 3
+
+
+# GRUB's environment block: boot-once is refused where GRUB cannot write it.
+
+
+def test_boot_once_on_plain_ext4_is_planned() -> None:
+    out = hp.plan(settings(), RAM, CPUS, PLAIN)
+    assert out["errors"] == []
+    assert out["grubenv"]["writable"] is True
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        (
+            "md-raid1",
+            "GRUB cannot write its environment block on md RAID (grub-probe --target=abstraction"
+            " /boot/grub: diskfilter), so it would never clear the boot-once entry (grub-reboot's"
+            " next_entry) and a Xen that fails would boot again and again: set"
+            " xen_hypervisor_boot_once: false to make the Xen entry GRUB's default directly,"
+            " without a trial boot.",
+        ),
+        (
+            "lvm",
+            "GRUB cannot write its environment block on LVM (grub-probe --target=abstraction"
+            " /boot/grub: lvm), so it would never clear the boot-once entry (grub-reboot's"
+            " next_entry) and a Xen that fails would boot again and again: set"
+            " xen_hypervisor_boot_once: false to make the Xen entry GRUB's default directly,"
+            " without a trial boot.",
+        ),
+        (
+            "zfs",
+            "GRUB cannot write its environment block on ZFS (grub-probe --target=fs"
+            " /boot/grub: zfs), so it would never clear the boot-once entry (grub-reboot's"
+            " next_entry) and a Xen that fails would boot again and again: set"
+            " xen_hypervisor_boot_once: false to make the Xen entry GRUB's default directly,"
+            " without a trial boot.",
+        ),
+    ],
+)
+def test_boot_once_where_grub_cannot_write_its_environment_is_refused(
+    host: str, message: str
+) -> None:
+    errors = hp.plan(settings(), RAM, CPUS, GRUB_PROBE[host])["errors"]
+    assert errors == [message]
+
+
+def test_boot_once_where_grub_probe_fails_is_refused() -> None:
+    errors = hp.plan(settings(), RAM, CPUS, GRUB_PROBE["no-boot-grub"])["errors"]
+    assert errors == [
+        "Whether GRUB can write its environment block is unknown (grub-probe"
+        " --target=abstraction /boot/grub failed: grub-probe: error: failed to get canonical"
+        " path of `/boot/grub'.); if it cannot, it never clears the boot-once entry"
+        " (grub-reboot's next_entry) and a Xen that fails boots again and again: run the role as"
+        " root on a host that boots with GRUB, or set xen_hypervisor_boot_once: false to make"
+        " the Xen entry GRUB's default directly, without a trial boot."
+    ]
+
+
+@pytest.mark.parametrize("host", ["md-raid1", "lvm", "no-boot-grub"])
+def test_without_boot_once_the_storage_is_no_error(host: str) -> None:
+    out = hp.plan(settings(boot_once=False), RAM, CPUS, GRUB_PROBE[host])
+    assert out["errors"] == []
+    assert out["grubenv"]["writable"] is not True
+
+
+def test_the_filter_plans_as_the_role_calls_it() -> None:
+    plan = FilterModule().filters()["xen_hypervisor_plan"]
+    out = plan(settings(), "2978", "2", GRUB_PROBE["md-raid1"])
+    assert out["dom0_vcpus"] == 2
+    assert len(out["errors"]) == 1
+    assert out["errors"][0].startswith("GRUB cannot write its environment block on md RAID")
 
 
 GRUB_CFG = """\
