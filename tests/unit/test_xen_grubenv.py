@@ -119,8 +119,15 @@ def test_a_failed_filesystem_probe_after_a_plain_abstraction_is_unknown() -> Non
     assert state["error"] == "grub-probe --target=fs /boot/grub failed: exit code 1"
 
 
-def test_the_hypervisor_role_probes_with_these_commands() -> None:
-    tasks = yaml.safe_load((ROLES / "xen_hypervisor" / "tasks" / "plan.yml").read_text())
-    commands = tasks[0]["xen_lab.dom0.xen_read"]["commands"]
+@pytest.mark.parametrize(
+    "tasks", ["xen_hypervisor/tasks/plan.yml", "xen_preflight/tasks/gather.yml"]
+)
+def test_the_roles_probe_with_these_commands(tasks: str) -> None:
+    reads = [
+        task["xen_lab.dom0.xen_read"]
+        for task in yaml.safe_load((ROLES / tasks).read_text())
+        if "xen_lab.dom0.xen_read" in task
+    ]
+    commands = reads[0]["commands"]
     assert commands["grub_abstraction"] == PROBE_ABSTRACTION
     assert commands["grub_fs"] == PROBE_FS
