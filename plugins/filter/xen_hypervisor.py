@@ -4,10 +4,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_hypervisor_plan import (
+    dom0_runs_cmdline,
     linux_entry_id,
     plan,
     xen_entry_has_cmdline,
     xen_entry_id,
+    xen_runs_cmdline,
 )
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_xl import (
     parse_xl_info,
@@ -33,6 +35,8 @@ class FilterModule:
             "xen_hypervisor_plan": xen_hypervisor_plan,
             "xen_grub_entry_id": xen_entry_id,
             "xen_grub_entry_has_cmdline": xen_entry_has_cmdline,
+            "xen_hypervisor_runs_cmdline": xen_runs_cmdline,
+            "xen_dom0_runs_cmdline": dom0_runs_cmdline,
             "xen_grub_linux_entry_id": linux_entry_id,
             "xen_xl_info": parse_xl_info,
             "xen_xl_list": parse_xl_list,
