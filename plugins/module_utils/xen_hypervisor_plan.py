@@ -1,15 +1,17 @@
 """The xen_hypervisor role's plan: validated dom0 limits and command lines.
 
-One function, ``plan``, turns the role's settings and two host facts into the
-values the role writes, or into a list of errors, one sentence each, that the
-role shows before it changes anything.
+One function, ``plan``, turns the role's settings and the host's size and
+GRUB storage into the values the role writes, or into a list of errors, one
+sentence each, that the role shows before it changes anything.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_grubenv import grubenv_state
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import parse_size_mib
 
 # Xen's and Linux's options are words separated by blanks; quotes or shell
@@ -45,6 +47,20 @@ MSG_OWNED = (
     "xen_hypervisor_cmdline_extra sets {option}=, which the role manages: use the matching "
     "xen_hypervisor_* setting instead."
 )
+MSG_GRUBENV_READ_ONLY = (
+    "GRUB cannot write its environment block on {layer} (grub-probe --target={target}"
+    " /boot/grub: {word}), so it would never clear the boot-once entry (grub-reboot's"
+    " next_entry) and a Xen that fails would boot again and again: set"
+    " xen_hypervisor_boot_once: false to make the Xen entry GRUB's default directly,"
+    " without a trial boot."
+)
+MSG_GRUBENV_UNKNOWN = (
+    "Whether GRUB can write its environment block is unknown ({error}); if it cannot, it"
+    " never clears the boot-once entry (grub-reboot's next_entry) and a Xen that fails boots"
+    " again and again: run the role as root on a host that boots with GRUB, or set"
+    " xen_hypervisor_boot_once: false to make the Xen entry GRUB's default directly, without"
+    " a trial boot."
+)
 
 
 def auto_dom0_mem_mib(ram_mib: int) -> int:
@@ -63,8 +79,26 @@ def _cmdline_errors(name: str, value: str) -> list[str]:
     return []
 
 
-def plan(settings: dict[str, Any], ram_mib: int, host_vcpus: int) -> dict[str, Any]:
-    """Validate settings against the host and compute what the role writes."""
+def _grubenv_errors(grubenv: dict[str, Any]) -> list[str]:
+    if grubenv["writable"] is False:
+        return [MSG_GRUBENV_READ_ONLY.format(**grubenv)]
+    if grubenv["writable"] is None:
+        return [MSG_GRUBENV_UNKNOWN.format(**grubenv)]
+    return []
+
+
+def plan(
+    settings: dict[str, Any],
+    ram_mib: int,
+    host_vcpus: int,
+    grub_probe: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Validate settings against the host and compute what the role writes.
+
+    ``grub_probe`` holds the answers (``rc``, ``stdout``, ``stderr``) of
+    ``grub-probe --target=abstraction /boot/grub`` and ``--target=fs`` under
+    ``abstraction`` and ``fs``: boot-once needs GRUB to write its environment block.
+    """
     errors: list[str] = []
 
     mem_setting = settings.get("dom0_mem", "auto")
@@ -129,12 +163,17 @@ def plan(settings: dict[str, Any], ram_mib: int, host_vcpus: int) -> dict[str, A
     if dom0_extra:
         dom0_words.append(dom0_extra)
 
+    grubenv = grubenv_state(grub_probe["abstraction"], grub_probe["fs"])
+    if settings.get("boot_once", True):
+        errors += _grubenv_errors(grubenv)
+
     return {
         "errors": errors,
         "dom0_mem_mib": mem,
         "dom0_vcpus": vcpus,
         "xen_cmdline": " ".join(xen_words),
         "dom0_cmdline": " ".join(dom0_words),
+        "grubenv": grubenv,
     }
 
 
@@ -150,12 +189,91 @@ def linux_entry_id(grub_cfg: str) -> str | None:
     return match.group(1) if match else None
 
 
-def xen_entry_has_cmdline(grub_cfg: str, xen_cmdline: str) -> bool:
-    """Does a multiboot2 line in grub.cfg carry exactly our Xen options?"""
-    for line in grub_cfg.splitlines():
-        words = line.split()
-        if words[:1] == ["multiboot2"] and " ".join(words[2:]).startswith(
-            ("placeholder " + xen_cmdline, xen_cmdline)
-        ):
+# Command lines are compared as lists of words, in order: Xen and Linux read
+# their options left to right, a repeated option's last value wins, and the
+# order of Linux's console= options picks /dev/console. The same words in the
+# same order are no change; a word of the role's removed, added, changed or
+# moved is one.
+#
+# Debian's GRUB (/etc/grub.d/20_linux_xen) writes the Xen entry's two lines as
+#   multiboot2 <xen> placeholder <GRUB_CMDLINE_XEN> <GRUB_CMDLINE_XEN_DEFAULT> ${xen_rm_opts}
+#   module2 <linux> placeholder root=<device> ro <GRUB_CMDLINE_LINUX> <GRUB_CMDLINE_LINUX_DEFAULT>
+# The role's drop-in sets GRUB_CMDLINE_XEN_DEFAULT, and GRUB_CMDLINE_LINUX_DEFAULT
+# through GRUB_CMDLINE_LINUX_XEN_REPLACE_DEFAULT, so the role's words end each
+# line. The words before them are GRUB's (placeholder, root=, ro) and the
+# host's own GRUB_CMDLINE_XEN and GRUB_CMDLINE_LINUX (or ..._XEN_REPLACE, and
+# rootflags= on btrfs), which apply to every entry and which the role leaves
+# alone. Xen keeps "placeholder" when GRUB 2 loads it, so it shows in `xl
+# info` and in dom0's /proc/cmdline too. After the role's words come:
+# - in grub.cfg, ${xen_rm_opts}, which GRUB expands at boot: to nothing on a
+#   BIOS PC, to "no-real-mode edd=off" elsewhere (UEFI);
+# - on dom0's running line, " noapic" and then " acpi=<value>", which Xen
+#   appends when it was itself given noapic or acpi=<value> and dom0's line
+#   lacks them.
+# The role's Xen words start with dom0_mem=, which only the role may set, so
+# "ends with the role's words" finds exactly the role's part of Xen's line.
+# With no dom0 words (console none, no extra), GRUB writes the host's
+# GRUB_CMDLINE_LINUX_DEFAULT instead, and there is nothing of the role's to see.
+XEN_RM_OPTS_GRUB = ["${xen_rm_opts}"]
+XEN_RM_OPTS_EFI = ["no-real-mode", "edd=off"]
+
+
+def _ends_with(words: list[str], ours: list[str], tails: list[list[str]]) -> bool:
+    """Whether ``words`` end with ``ours`` followed by one of ``tails``."""
+    for tail in tails:
+        end = len(words) - len(tail)
+        start = end - len(ours)
+        if start >= 0 and words[end:] == tail and words[start:end] == ours:
             return True
     return False
+
+
+def xen_entry_cmdlines(grub_cfg: str) -> tuple[list[str], list[str]] | None:
+    """The words after the image on the multiboot2 (Xen) and first module2 (dom0
+    Linux) lines of the newest plain "with Xen hypervisor" entry, the one the
+    role boots; None when grub.cfg has no such entry."""
+    lines = grub_cfg.splitlines()
+    start = next(
+        (i for i, line in enumerate(lines) if "$menuentry_id_option 'xen-gnulinux-simple-" in line),
+        None,
+    )
+    if start is None:
+        return None
+    xen: list[str] = []
+    dom0: list[str] | None = None
+    for line in lines[start + 1 :]:
+        words = line.split()
+        if words == ["}"]:
+            break
+        if words[:1] == ["multiboot2"]:
+            xen = words[2:]
+        elif words[:1] == ["module2"] and dom0 is None:
+            # The kernel's line; the initrd's (module2 --nounzip) comes after it.
+            dom0 = words[2:]
+    return xen, dom0 or []
+
+
+def xen_entry_has_cmdline(grub_cfg: str, xen_cmdline: str, dom0_cmdline: str) -> bool:
+    """Does the Xen entry of grub.cfg load Xen and dom0 with exactly our options?"""
+    entry = xen_entry_cmdlines(grub_cfg)
+    if entry is None:
+        return False
+    xen, dom0 = entry
+    return _ends_with(xen, xen_cmdline.split(), [XEN_RM_OPTS_GRUB, []]) and _ends_with(
+        dom0, dom0_cmdline.split(), [[]]
+    )
+
+
+def xen_runs_cmdline(xen_commandline: str, xen_cmdline: str) -> bool:
+    """Does Xen run (``xen_commandline`` of `xl info`) with exactly our options?"""
+    return _ends_with(xen_commandline.split(), xen_cmdline.split(), [[], XEN_RM_OPTS_EFI])
+
+
+def dom0_runs_cmdline(proc_cmdline: str, dom0_cmdline: str, xen_commandline: str) -> bool:
+    """Does dom0 Linux run (its /proc/cmdline) with exactly our options? Xen's
+    own running options (``xen_commandline``) say what Xen may have appended."""
+    xen_words = xen_commandline.split()
+    noapic = ["noapic"] if "noapic" in xen_words else []
+    acpi = [word for word in xen_words if word.startswith("acpi=")][-1:]
+    tails = [[], noapic, acpi, noapic + acpi]
+    return _ends_with(proc_cmdline.split(), dom0_cmdline.split(), tails)

@@ -18,6 +18,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_grubenv import (
+    describe,
+    grubenv_state,
+)
+
 SUPPORTED_RELEASES: dict[str, str] = {"12": "bookworm", "13": "trixie"}
 SUPPORTED_ARCH = "x86_64"
 VIRT_FLAGS = ("vmx", "svm")
@@ -100,7 +105,11 @@ def findings_from_raw(raw: Mapping[str, Any]) -> dict[str, Any]:
     - xen_running: whether /proc/xen/capabilities says control_d (dom0);
     - hypervisor_capabilities: /sys/hypervisor/properties/capabilities,
       base64, "" when absent;
-    - xl_info: ``xl info`` output, "" when not run or failed.
+    - xl_info: ``xl info`` output, "" when not run or failed;
+    - grub_probe_abstraction, grub_probe_fs: the answers (rc, stdout,
+      stderr) of ``grub-probe --target=abstraction /boot/grub`` and
+      ``--target=fs``, which say whether GRUB can write its environment block
+      (boot-once needs it; the hypervisor's own check refuses without it).
 
     A running Xen hides vmx/svm from dom0's /proc/cpuinfo and gives dom0 only
     its own share of RAM, so on a dom0 HVM support comes from the hypervisor's
@@ -109,6 +118,7 @@ def findings_from_raw(raw: Mapping[str, Any]) -> dict[str, Any]:
     xen_running = raw["xen_running"]
     virt_ext = cpu_virt_ext(raw["cpu_flags"])
     hypervisor_hvm = "hvm" in _b64text(raw["hypervisor_capabilities"])
+    grubenv = grubenv_state(raw["grub_probe_abstraction"], raw["grub_probe_fs"])
     return {
         "distribution": raw["distribution"],
         "release": raw["distribution_major_version"],
@@ -126,6 +136,8 @@ def findings_from_raw(raw: Mapping[str, Any]) -> dict[str, Any]:
         "kernel_config_found": raw["kernel_config_rc"] != 2,
         "kernel_xen_dom0": raw["kernel_config_rc"] == 0,
         "xen_running": xen_running,
+        "grubenv_writable": grubenv["writable"],
+        "grubenv": describe(grubenv),
     }
 
 

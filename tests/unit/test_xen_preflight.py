@@ -1,6 +1,8 @@
 """Tests for the xen_preflight decision logic and its filters."""
 
 import base64
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,10 @@ from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_preflight import 
 )
 
 KERNEL = "6.1.0-28-amd64"
+# grub-probe's answers for /boot/grub (see test_xen_grubenv.py).
+GRUB_PROBE: dict[str, dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "data" / "grub-probe.json").read_text()
+)
 
 # Representative `xl info` output in the format of Xen 4.17 (Debian 12) under
 # QEMU TCG `-cpu qemu64,+svm` with 3 GiB; replace with a capture from the lab VM.
@@ -101,6 +107,8 @@ def raw_readings(**changes: Any) -> dict[str, Any]:
         "xen_running": False,
         "hypervisor_capabilities": "",
         "xl_info": "",
+        "grub_probe_abstraction": GRUB_PROBE["plain-ext4"]["abstraction"],
+        "grub_probe_fs": GRUB_PROBE["plain-ext4"]["fs"],
     }
     raw.update(changes)
     return raw
@@ -269,7 +277,44 @@ def test_findings_of_a_plain_uefi_host() -> None:
         "kernel_config_found": True,
         "kernel_xen_dom0": True,
         "xen_running": False,
+        "grubenv_writable": True,
+        "grubenv": "writable by GRUB at boot (/boot/grub on ext2)",
     }
+
+
+@pytest.mark.parametrize(
+    ("host", "writable", "report"),
+    [
+        ("plain-ext4", True, "writable by GRUB at boot (/boot/grub on ext2)"),
+        (
+            "md-raid1",
+            False,
+            "not writable by GRUB at boot: /boot/grub is on md RAID"
+            " (grub-probe --target=abstraction: diskfilter)",
+        ),
+        (
+            "lvm",
+            False,
+            "not writable by GRUB at boot: /boot/grub is on LVM"
+            " (grub-probe --target=abstraction: lvm)",
+        ),
+        (
+            "no-boot-grub",
+            None,
+            "unknown: grub-probe --target=abstraction /boot/grub failed:"
+            " grub-probe: error: failed to get canonical path of `/boot/grub'.",
+        ),
+    ],
+)
+def test_grub_environment_block_is_reported(host: str, writable: bool | None, report: str) -> None:
+    raw = raw_readings(
+        grub_probe_abstraction=GRUB_PROBE[host]["abstraction"],
+        grub_probe_fs=GRUB_PROBE[host]["fs"],
+    )
+    findings = findings_from_raw(raw)
+    assert (findings["grubenv_writable"], findings["grubenv"]) == (writable, report)
+    # The refusal is the hypervisor's own check, which names its setting.
+    assert evaluate(findings) == ([], [])
 
 
 @pytest.mark.parametrize(

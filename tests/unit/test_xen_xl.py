@@ -48,9 +48,9 @@ def test_grub_cfg_of_the_lab_dom0() -> None:
     assert hp.xen_entry_id(grub_cfg) == f"xen-gnulinux-simple-{uuid}"
     assert hp.linux_entry_id(grub_cfg) == f"gnulinux-simple-{uuid}"
     planned = "dom0_mem=1024M,max:1024M dom0_max_vcpus=2 console=com1 com1=115200,8n1"
-    assert hp.xen_entry_has_cmdline(grub_cfg, planned)
+    assert hp.xen_entry_has_cmdline(grub_cfg, planned, "console=hvc0")
     assert not hp.xen_entry_has_cmdline(
-        grub_cfg, planned.replace("dom0_max_vcpus=2", "dom0_max_vcpus=1")
+        grub_cfg, planned.replace("dom0_max_vcpus=2", "dom0_max_vcpus=1"), "console=hvc0"
     )
 
 

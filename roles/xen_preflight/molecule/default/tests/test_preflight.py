@@ -65,6 +65,14 @@ def test_kernel_dom0_support_matches_kernel_config(host, report) -> None:  # noq
     assert report["errors"] == []
 
 
+def test_grub_environment_block_matches_grub_probe(host, report) -> None:  # noqa: ANN001
+    # The lab's /boot/grub is on a plain ext4 partition.
+    assert host.check_output("grub-probe --target=abstraction /boot/grub") == ""
+    assert host.check_output("grub-probe --target=fs /boot/grub") == "ext2"
+    assert report["grubenv_writable"] is True
+    assert report["grubenv"] == "writable by GRUB at boot (/boot/grub on ext2)"
+
+
 def test_too_large_memory_plan_fails_with_the_exact_message(host, report) -> None:  # noqa: ANN001
     # The hypervisor's own memory plan, run by the preflight before any stage.
     before = tree_digest(host, *WATCHED)
