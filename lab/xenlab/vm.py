@@ -292,7 +292,8 @@ def start(
         try:
             return _boot_once(
                 cache, name, release, base, key, accel, cpu, owner,
-                memory_mib, second_nic, data_disk_gib, ssh_timeout, attempt, bond_nic,
+                memory_mib, second_nic, data_disk_gib, ssh_timeout, attempt,
+                bond_nic=bond_nic,
             )  # fmt: skip
         except BootTimeout as exc:
             if attempt == attempts:

@@ -309,7 +309,7 @@ def _fake_boots(monkeypatch: pytest.MonkeyPatch, outcomes: list[Exception | None
     """Replace one boot with the next outcome: an exception, or None for a VM that answers."""
     attempts: list[int] = []
 
-    def boot_once(*args: object) -> vm.VmState:
+    def boot_once(*args: object, **_kw: object) -> vm.VmState:
         attempts.append(int(str(args[-1])))
         outcome = outcomes.pop(0)
         if outcome is not None:
