@@ -920,7 +920,7 @@ def validate_fleet(fleet: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str
     for dom0, owned in claims.items():
         for key, name in owned:
             holders.setdefault(key, [])
-            if all(holder != dom0 for holder, _ in holders[key]):
+            if all(holder != dom0 for holder, _name in holders[key]):
                 holders[key].append((dom0, name))
     problems: dict[str, list[str]] = {}
     for dom0, owned in claims.items():

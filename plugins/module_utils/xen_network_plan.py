@@ -1120,7 +1120,7 @@ def outcome_message(state: dict[str, Any], timeout: int, waited: int) -> str:
 
 def _why(reason: str, timeout: int, sentence: bool = False) -> str:
     """Why the apply script rolled back: a whole message, or a few words for another one."""
-    kind, _, what = reason.partition(":")
+    kind, _sep, what = reason.partition(":")
     if kind == "ifup":
         return MSG_ROLLED_BACK_IFUP.format(iface=what) if sentence else f"`ifup {what}` failed"
     if kind == "install":
@@ -1135,7 +1135,7 @@ def _why(reason: str, timeout: int, sentence: bool = False) -> str:
 
 def _left(state: dict[str, Any]) -> str:
     """The apply script's left=files:A,B or left=down:X,Y in words."""
-    kind, _, items = str(state.get("left") or "").partition(":")
+    kind, _sep, items = str(state.get("left") or "").partition(":")
     names = ", ".join(item for item in items.split(",") if item) or "unknown"
     if kind == "down":
         return f"the files are back but these interfaces did not come up: {names}"
