@@ -46,6 +46,7 @@ def _boot(args: argparse.Namespace, cache: Path, owner: str | None) -> vm.VmStat
         second_nic=args.second_nic,
         data_disk_gib=args.data_disk_gib,
         bond_nic=args.bond_nic,
+        data_disks=args.data_disks,
     )
 
 
@@ -239,6 +240,13 @@ def parser() -> argparse.ArgumentParser:
             default=0,
             metavar="N",
             help="add a blank sparse N GiB disk, /dev/vdb in the VM",
+        )
+        sp.add_argument(
+            "--data-disks",
+            type=int,
+            default=1,
+            choices=[1, 2],
+            help="how many such disks (2: /dev/vdb and /dev/vdc, for md RAID1)",
         )
         sp.add_argument("--group", default="xen_dom0s", help="inventory group of the VM")
         sp.add_argument(

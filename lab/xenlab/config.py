@@ -150,10 +150,13 @@ class VmSpec:
     # one QEMU hub in front of the user-mode network: two uplinks to the same
     # switch, for a bond. Their devices are nic0 and nic2 for QMP's set_link.
     bond_nic: bool = False
-    # A blank qcow2 attached as the second virtio disk (/dev/vdb in the VM).
-    data_disk: Path | None = None
+    # Blank qcow2 disks after the root disk: /dev/vdb, /dev/vdc in the VM.
+    data_disks: tuple[Path, ...] = ()
     # QMP socket, for set_link and the like; none when unset.
     qmp: Path | None = None
+
+
+DATA_DISK_SLOTS = ("0x6", "0x8")
 
 
 def qemu_command(spec: VmSpec, qemu: str = "qemu-system-x86_64") -> list[str]:
@@ -178,10 +181,14 @@ def qemu_command(spec: VmSpec, qemu: str = "qemu-system-x86_64") -> list[str]:
         "-drive", f"file={spec.disk},format=qcow2,if=none,id=d0,cache=unsafe",
         "-device", "virtio-blk-pci,drive=d0,addr=0x5",
     ]  # fmt: skip
-    if spec.data_disk is not None:
+    # PCI slots in the order of the disks' names; 0x7 is the bond NIC's.
+    if len(spec.data_disks) > len(DATA_DISK_SLOTS):
+        raise ValueError(f"at most {len(DATA_DISK_SLOTS)} data disks")
+    slots = DATA_DISK_SLOTS[: len(spec.data_disks)]
+    for number, (data_disk, slot) in enumerate(zip(spec.data_disks, slots, strict=True), 1):
         cmd += [
-            "-drive", f"file={spec.data_disk},format=qcow2,if=none,id=d1,cache=unsafe",
-            "-device", "virtio-blk-pci,drive=d1,addr=0x6",
+            "-drive", f"file={data_disk},format=qcow2,if=none,id=d{number},cache=unsafe",
+            "-device", f"virtio-blk-pci,drive=d{number},addr={slot}",
         ]  # fmt: skip
     user = f"user,id=n0,hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22"
     if spec.bond_nic:

@@ -272,13 +272,15 @@ def start(
     second_nic: bool = False,
     data_disk_gib: int = 0,
     bond_nic: bool = False,
+    data_disks: int = 1,
     ssh_timeout: float = BOOT_TIMEOUT,
     attempts: int = BOOT_ATTEMPTS,
 ) -> VmState:
     """Boot a copy-on-write overlay of `base` and wait until SSH answers.
 
-    With data_disk_gib, a blank sparse qcow2 of that size in the VM's folder
-    is its second disk (/dev/vdb); like the overlay, it goes with `stop`.
+    With data_disk_gib, `data_disks` blank sparse qcow2 disks of that size in
+    the VM's folder are its /dev/vdb (and /dev/vdc); like the overlay, they go
+    with `stop`.
     An emulated boot now and then never gets as far as SSH; a VM that does not
     answer within ssh_timeout is stopped and booted again from a fresh
     overlay, up to `attempts` times. Each failed boot's serial log is kept
@@ -294,6 +296,7 @@ def start(
                 cache, name, release, base, key, accel, cpu, owner,
                 memory_mib, second_nic, data_disk_gib, ssh_timeout, attempt,
                 bond_nic=bond_nic,
+                data_disks=data_disks,
             )  # fmt: skip
         except BootTimeout as exc:
             if attempt == attempts:
@@ -317,6 +320,7 @@ def _boot_once(
     ssh_timeout: float,
     attempt: int,
     bond_nic: bool = False,
+    data_disks: int = 1,
 ) -> VmState:
     stop(cache, name)
     vm_dir = vms_dir(cache) / name
@@ -327,8 +331,9 @@ def _boot_once(
         ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(disk)],
         check=True,
     )
-    data_disk = vm_dir / "data.qcow2" if data_disk_gib > 0 else None
-    if data_disk is not None:
+    count = min(data_disks, len(config.DATA_DISK_SLOTS)) if data_disk_gib > 0 else 0
+    disks = tuple(vm_dir / f"data{n if n > 1 else ''}.qcow2" for n in range(1, count + 1))
+    for data_disk in disks:
         subprocess.run(
             ["qemu-img", "create", "-q", "-f", "qcow2", str(data_disk), f"{data_disk_gib}G"],
             check=True,
@@ -347,7 +352,7 @@ def _boot_once(
             memory_mib=memory_mib,
             second_nic=second_nic,
             bond_nic=bond_nic,
-            data_disk=data_disk,
+            data_disks=disks,
             qmp=qmp_path(cache, name),
         )
         proc = subprocess.run(

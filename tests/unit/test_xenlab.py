@@ -140,7 +140,7 @@ def test_qmp_unplugs_and_plugs_a_nic_of_a_real_qemu(tmp_path: Path) -> None:
 
 def test_qemu_command_data_disk_is_a_second_virtio_disk() -> None:
     assert config.qemu_command(spec()).count("-drive") == 1
-    cmd = config.qemu_command(spec(data_disk=Path("/c/vms/t/data.qcow2")))
+    cmd = config.qemu_command(spec(data_disks=(Path("/c/vms/t/data.qcow2"),)))
     drives = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-drive"]
     devices = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
     assert drives == [
@@ -150,6 +150,20 @@ def test_qemu_command_data_disk_is_a_second_virtio_disk() -> None:
     # the root disk's slot comes first, so the data disk is /dev/vdb
     assert "virtio-blk-pci,drive=d0,addr=0x5" in devices
     assert "virtio-blk-pci,drive=d1,addr=0x6" in devices
+
+
+def test_qemu_command_two_data_disks_are_vdb_and_vdc_beside_the_bond_nic() -> None:
+    disks = (Path("/c/vms/t/data.qcow2"), Path("/c/vms/t/data2.qcow2"))
+    cmd = config.qemu_command(spec(data_disks=disks, bond_nic=True))
+    devices = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
+    blk = [d for d in devices if d.startswith("virtio-blk-pci")]
+    assert blk == [
+        "virtio-blk-pci,drive=d0,addr=0x5",
+        "virtio-blk-pci,drive=d1,addr=0x6",
+        "virtio-blk-pci,drive=d2,addr=0x8",
+    ]
+    slots = [d.rsplit("addr=", 1)[1].split(",")[0] for d in devices]
+    assert len(slots) == len(set(slots))
 
 
 @pytest.mark.parametrize(

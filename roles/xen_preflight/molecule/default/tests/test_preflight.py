@@ -164,3 +164,65 @@ def test_unsupported_release_fails_with_the_exact_message(host) -> None:  # noqa
     assert xen_preflight.UNSUPPORTED_RELEASE.format(release="11") in proc.stdout + proc.stderr
     assert after == before
     assert host.file("/etc/debian_version").content_string == original
+
+
+def test_zz_boot_on_md_raid1_refuses_boot_once_before_any_change(host, tmp_path) -> None:  # noqa: ANN001
+    """Last: /boot moves onto md RAID1 over the VM's two blank disks (vdb, vdc).
+
+    GRUB reads its environment block there but cannot write it, so boot-once
+    could never clear itself. site.yml with reboot consent must stop in its
+    first play with the message that names the opt-in, and change nothing.
+    """
+    # mdadm as an admin installs it, without rebuilding the initramfs (over
+    # ten minutes under emulation; /boot on RAID needs no initramfs change
+    # while the host runs).
+    host.run_expect([0], "sed -i 's/^update_initramfs=.*/update_initramfs=no/'"
+                    " /etc/initramfs-tools/update-initramfs.conf")  # fmt: skip
+    install = host.run(
+        "DEBIAN_FRONTEND=noninteractive apt-get -q update"
+        " && DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends mdadm"
+    )
+    assert install.rc == 0, install.stderr
+    host.run_expect(
+        [0],
+        "mdadm --create /dev/md0 --run --level=1 --raid-devices=2 --metadata=1.0"
+        " /dev/vdb /dev/vdc"
+        " && mkfs.ext4 -q /dev/md0 && mkdir -p /mnt/raid && mount /dev/md0 /mnt/raid"
+        " && cp -a /boot/. /mnt/raid/ && umount /mnt/raid && mount /dev/md0 /boot",
+    )
+    assert "raid1" in host.file("/proc/mdstat").content_string
+    assert host.check_output("findmnt -n -o SOURCE /boot") == "/dev/md0"
+    probe = host.check_output("grub-probe --target=abstraction /boot/grub").split()
+    assert probe[0] == "diskfilter"
+
+    before = tree_digest(host, "/etc", "/boot")
+    settings = {"xen_hypervisor_reboot_ok": True, "xen_guests_list": []}
+    proc = playbook(REPO / "site.yml", "-e", json.dumps(settings))
+    after = tree_digest(host, "/etc", "/boot")
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0
+    expected = hp.MSG_GRUBENV_READ_ONLY.format(
+        layer="md RAID", target="abstraction", word="diskfilter"
+    )
+    assert expected in out
+    assert "TASK [xen_lab.dom0.xen_preflight : Host can become a Xen dom0 and every stage" in out
+    assert "PLAY [Each host runs Xen as a dom0" not in out
+    xen = host.run("dpkg-query -W -f='${Status}' xen-system-amd64")
+    assert "install ok installed" not in xen.stdout
+    assert after == before
+    # The preflight's report says why.
+    out_file = tmp_path / "report.json"
+    proc = playbook(
+        scenario_file("report.yml"),
+        "-e",
+        "xen_preflight_fail=false",
+        env={"XEN_PREFLIGHT_REPORT": str(out_file)},
+    )
+    assert proc.returncode == 0
+    report = json.loads(out_file.read_text())
+    assert expected in " ".join(" ".join(report["errors"]).split())
+    assert report["grubenv_writable"] is False
+    assert report["grubenv"] == (
+        "not writable by GRUB at boot: /boot/grub is on md RAID"
+        " (grub-probe --target=abstraction: diskfilter)"
+    )
