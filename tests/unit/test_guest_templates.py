@@ -14,16 +14,12 @@ from jinja2 import nodes
 
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_domain_state as ds
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
+from unit.keys import ED25519
 
 ROOT = Path(__file__).parents[2]
 TEMPLATES = ROOT / "templates"
 ROLE_DEFAULTS = ROOT / "roles" / "xen_guests" / "defaults" / "main.yml"
-# A real public key, made by ssh-keygen.
-KEY = next(
-    line
-    for line in (Path(__file__).parent / "data" / "authorized_keys").read_text().splitlines()
-    if line.startswith("ssh-ed25519 ")
-)
+KEY = ED25519
 SHA = "sha256:" + "ab" * 32
 ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),

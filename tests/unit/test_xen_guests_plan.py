@@ -12,15 +12,10 @@ import yaml
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_sizes import SIZE_ERROR
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_xl import parse_xl_info
+from unit.keys import ED25519, KEYS
 
 DATA = Path(__file__).parent / "data"
-# Real public keys by type, from ssh-keygen.
-KEYS = {
-    line.split()[0]: line
-    for line in (DATA / "authorized_keys").read_text().splitlines()
-    if line and not line.startswith("#")
-}
-KEY = KEYS["ssh-ed25519"]
+KEY = ED25519
 SHA = "sha256:" + "ab" * 32
 
 

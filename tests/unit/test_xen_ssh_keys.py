@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_ssh_keys as sk
+from unit.keys import ED25519, KEYS
 
 DATA = Path(__file__).parent / "data"
-KEYS = {
-    line.split()[0]: line
-    for line in (DATA / "authorized_keys").read_text().splitlines()
-    if line and not line.startswith("#")
-}
-ED25519 = KEYS["ssh-ed25519"]
 
 
 def fields(line: str) -> list[bytes]:

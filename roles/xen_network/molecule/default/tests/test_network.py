@@ -36,6 +36,16 @@ NETWORK_FILES = "sha256sum /etc/network/interfaces /etc/network/interfaces.d/*"
 RESCUE_GRACE = 30  # __xen_network_rescue_grace
 
 
+def lab_bridges(int_address: str = "192.168.99.1/24", xenbr0: dict[str, Any] | None = None) -> str:
+    """converge.yml's bridges as extra vars, with xenbr-int's address or xenbr0 changed."""
+    bridges = [
+        xenbr0 or {"name": "xenbr0", "primary": True},
+        {"name": "xenbr20", "ports": ["ens4"], "vlan": 20, "ipv4": {"address": "198.51.100.1/24"}},
+        {"name": "xenbr-int", "ipv4": {"address": int_address}},
+    ]
+    return json.dumps({"xen_network_bridges": bridges})
+
+
 def ip_json(host: Any, *args: str) -> list[dict[str, Any]]:
     return json.loads(host.check_output("ip -j " + " ".join(args)))
 
@@ -143,19 +153,8 @@ def test_new_guests_join_xenbr0(host) -> None:  # noqa: ANN001
 
 def test_check_mode_shows_the_change_and_changes_nothing(host) -> None:  # noqa: ANN001
     before = tree_digest(host, *WATCHED), network_state(host)
-    changed = {
-        "xen_network_bridges": [
-            {"name": "xenbr0", "primary": True},
-            {
-                "name": "xenbr20",
-                "ports": ["ens4"],
-                "vlan": 20,
-                "ipv4": {"address": "198.51.100.1/24"},
-            },
-            {"name": "xenbr-int", "ipv4": {"address": "192.168.99.2/24"}},
-        ]
-    }
-    proc = playbook(scenario_file("converge.yml"), "--check", "--diff", "-e", json.dumps(changed))
+    changed = lab_bridges("192.168.99.2/24")
+    proc = playbook(scenario_file("converge.yml"), "--check", "--diff", "-e", changed)
     assert proc.returncode == 0
     assert "-    address 192.168.99.1/24" in proc.stdout
     assert "+    address 192.168.99.2/24" in proc.stdout
@@ -287,19 +286,7 @@ def test_a_killed_apply_script_is_rolled_back_and_a_second_run_refuses_meanwhile
     start_unconfirmed_change(host, "vmkill", "192.168.99.3/24", window)
 
     # (c) Another run while the change is in flight refuses at its staging step.
-    other = {
-        "xen_network_bridges": [
-            {"name": "xenbr0", "primary": True},
-            {
-                "name": "xenbr20",
-                "ports": ["ens4"],
-                "vlan": 20,
-                "ipv4": {"address": "198.51.100.1/24"},
-            },
-            {"name": "xenbr-int", "ipv4": {"address": "192.168.99.5/24"}},
-        ]
-    }
-    proc = playbook(scenario_file("converge.yml"), "-e", json.dumps(other))
+    proc = playbook(scenario_file("converge.yml"), "-e", lab_bridges("192.168.99.5/24"))
     assert proc.returncode != 0
     message = yaml.safe_load(ROLE_VARS.read_text())["__xen_network_lock_message"]
     expected = f"/run/xen-network/lock is held by another process: {message}"
@@ -407,24 +394,15 @@ def test_zzz_a_bond_under_xenbr0_keeps_the_host_reachable_without_a_member(
     host,  # noqa: ANN001
 ) -> None:
     """Last of all: xenbr0 moves onto bond0 (ens3 and ens7 on one hub), then a cable goes."""
-    bonded = {
-        "xen_network_bridges": [
-            {
-                "name": "xenbr0",
-                "primary": True,
-                "ports": ["ens3", "ens7"],
-                "bond": {"name": "bond0", "mode": "active-backup"},
-            },
-            {
-                "name": "xenbr20",
-                "ports": ["ens4"],
-                "vlan": 20,
-                "ipv4": {"address": "198.51.100.1/24"},
-            },
-            {"name": "xenbr-int", "ipv4": {"address": "192.168.99.1/24"}},
-        ]
-    }
-    proc = playbook(scenario_file("converge.yml"), "-e", json.dumps(bonded))
+    bonded = lab_bridges(
+        xenbr0={
+            "name": "xenbr0",
+            "primary": True,
+            "ports": ["ens3", "ens7"],
+            "bond": {"name": "bond0", "mode": "active-backup"},
+        }
+    )
+    proc = playbook(scenario_file("converge.yml"), "-e", bonded)
     assert proc.returncode == 0
     now = links(host)
     assert now["bond0"]["linkinfo"]["info_kind"] == "bond"
@@ -435,7 +413,7 @@ def test_zzz_a_bond_under_xenbr0_keeps_the_host_reachable_without_a_member(
     active, members = bonding(host)
     assert sorted(members) == ["ens3", "ens7"]
     # The same settings again change nothing.
-    again = playbook(scenario_file("converge.yml"), "-e", json.dumps(bonded))
+    again = playbook(scenario_file("converge.yml"), "-e", bonded)
     assert again.returncode == 0
     assert re.search(r"net-trixie\s+:.* changed=0 ", again.stdout), again.stdout[-600:]
 
