@@ -597,10 +597,25 @@ def _primary_nic(
     if ports is None:
         return default, None
     if len(ports) == 1:
-        return ports[0], None
+        return _bond_member(ports[0], bridge, host, stanzas), None
     return None, MSG_PRIMARY_AMBIGUOUS.format(
         holder=default, ports=", ".join(ports) or "none", bridge=bridge.name
     )
+
+
+def _bond_member(port: str, bridge: Bridge, host: dict[str, Any], stanzas: list[Stanza]) -> str:
+    """A bond that is the bridge's port stands for its first member, the NIC whose MAC it
+    carries: the NIC behind the default route on the run that built it."""
+    members: list[str] = []
+    for stanza in stanzas:
+        if stanza.name == port and stanza.values("bond-slaves"):
+            members = [m for m in stanza.values("bond-slaves") if m != "none"]
+            break
+    info = host.get("interfaces", {}).get(port, {})
+    if not members and info.get("type") == "bonding":
+        members = list(info.get("ports") or [])
+    wanted = [m for m in members if m in bridge.nics]
+    return (wanted or members or [port])[0]
 
 
 def _derive(bridge: Bridge) -> None:
@@ -621,10 +636,13 @@ def _inherited(
 ) -> list[tuple[str, list[tuple[str, str]]]] | None:
     """(method, options) of every stanza that addresses `nic` now, for one family.
 
-    A bridge that already holds the NIC (from an earlier run, or the admin's)
-    is followed, so a second run inherits what the first one wrote.
+    A bridge that already holds the NIC (from an earlier run, or the admin's),
+    directly or through a bond, is followed, so a second run inherits what the
+    first one wrote.
     """
-    holders = [s for s in stanzas if nic in s.values("bridge-ports")]
+    bonds = [s.name for s in stanzas if nic in s.values("bond-slaves")]
+    held = {nic, *bonds}
+    holders = [s for s in stanzas if held & set(s.values("bridge-ports"))]
     if holders:
         source = [s for s in stanzas if s.name == holders[0].name and s.family == family]
         return [

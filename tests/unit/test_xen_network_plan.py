@@ -964,3 +964,42 @@ def test_the_staged_files_are_the_plans_files_and_the_manifest() -> None:
         "mode": "0600",
     }
     assert len(staged) == len(out["files"]) + 1
+
+
+def test_the_primary_bridge_moved_onto_a_bond_is_planned_the_same_on_the_next_run() -> None:
+    """xenbr0 over ens3 (the lab's converged host) moves onto bond0 of ens3 and ens7;
+    the next run, reading what the first one wrote, plans no change."""
+    converged = run(LAB_BRIDGES)["files"]
+    facts = copy.deepcopy(FACTS_BRIDGED)
+    facts["interfaces"].append("ens7")
+    facts["ens7"] = {"device": "ens7", "type": "ether"}
+    bonded = [
+        {
+            "name": "xenbr0",
+            "primary": True,
+            "ports": ["ens3", "ens7"],
+            "bond": {"name": "bond0", "mode": "active-backup"},
+        },
+        *LAB_BRIDGES[1:],
+    ]
+    first = run(bonded, files=converged, facts=facts)
+    assert first["errors"] == []
+    assert first["primary_nic"] == "ens3"
+    xenbr0 = first["files"][f"{D}/xen-xenbr0"]
+    assert "    bond-slaves ens3 ens7\n    bond-mode active-backup\n" in xenbr0
+    assert "iface xenbr0 inet dhcp\n    bridge_ports bond0\n    bridge_hw bond0\n" in xenbr0
+    assert (first["down"], first["up"], first["created"]) == (
+        ["xenbr0"],
+        ["bond0", "xenbr0"],
+        ["bond0"],
+    )
+
+    after = {**converged, **first["files"]}
+    facts["interfaces"].append("bond0")
+    facts["bond0"] = {"device": "bond0", "type": "bonding", "slaves": ["ens3", "ens7"]}
+    facts["xenbr0"] = {"device": "xenbr0", "type": "bridge", "interfaces": ["bond0"]}
+    second = run(bonded, files=after, facts=facts)
+    assert second["errors"] == []
+    assert second["primary_nic"] == "ens3"
+    assert second["files"] == first["files"]
+    assert (second["down"], second["up"], second["remove"]) == ([], [], [])
