@@ -92,6 +92,27 @@ def test_clone_keeps_a_disk_that_exists(tmp_path: Path) -> None:
     assert disk.read_bytes() == b"the guest's own data"
 
 
+def test_clone_of_an_image_larger_than_the_disk_fails_and_writes_nothing(tmp_path: Path) -> None:
+    # An 8 MiB image onto a 4 MiB disk was cut short to 4 MiB, with exit code 0.
+    golden(tmp_path / "disk.img", size_mib=8)
+    disk = tmp_path / "web1-root.img"
+    proc = run(tmp_path, "clone", tmp_path / "disk.img", disk, "4")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (
+        f"xen-guests-disk: {tmp_path}/disk.img is 8 MiB, larger than the 4 MiB of {disk};"
+        " nothing was written. Make the disk at least as large as the image.\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk.img", "locks"]
+
+
+def test_clone_of_an_image_as_large_as_the_disk_copies_it_whole(tmp_path: Path) -> None:
+    image = golden(tmp_path / "disk.img", size_mib=4)
+    disk = tmp_path / "web1-root.img"
+    proc = run(tmp_path, "clone", tmp_path / "disk.img", disk, "4")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert disk.read_bytes() == image
+
+
 def test_clone_of_a_missing_image_fails_and_leaves_no_disk(tmp_path: Path) -> None:
     disk = tmp_path / "web1-root.img"
     proc = run(tmp_path, "clone", tmp_path / "missing.img", disk, "8")
