@@ -136,8 +136,10 @@ def xen_guests_disk_steps(
 
     ``clone``: a root disk copied from a golden image (``images``: release to its
     folder) or from a user-supplied image; ``blank``: an empty file disk (data
-    disks, and the disk an installer ISO installs to). ``marker`` is the file that
-    records a completed copy onto an LVM volume.
+    disks, and the disk an installer ISO installs to). ``args`` are the disk
+    script's arguments. ``creates`` is the file that exists once a step on a file
+    disk is done; a copy onto an LVM volume is recorded by the volume's tag
+    instead (``xen_guests_complete_volumes``), so its ``creates`` is None.
     """
     steps = []
     for guest in guests:
@@ -151,7 +153,13 @@ def xen_guests_disk_steps(
             lvm = disk["backend"] == "lvm"
             if lvm and not image:
                 continue  # an empty LVM volume is made by community.general.lvol alone
-            marker = disk["marker"] if lvm else None
+            size = str(disk["size_mib"])
+            if lvm:
+                args = ["clone-lv", image, disk["vg"], disk["lv"], size, disk["legacy_marker"]]
+            elif image:
+                args = ["clone", image, disk["path"], size]
+            else:
+                args = ["blank", disk["path"], size]
             steps.append(
                 {
                     "guest": guest["name"],
@@ -160,12 +168,27 @@ def xen_guests_disk_steps(
                     "size_mib": disk["size_mib"],
                     "action": "clone" if image else "blank",
                     "image": image,
-                    "marker": marker,
-                    # What exists once the step is done.
-                    "creates": marker or disk["path"],
+                    "args": args,
+                    "creates": None if lvm else disk["path"],
                 }
             )
     return steps
+
+
+# The LVM tag the disk script (roles/xen_guests/files/xen-guests-disk) puts on a
+# volume once an image is completely copied onto it.
+COMPLETE_TAG = "xen_lab_complete"
+
+
+def xen_guests_complete_volumes(lvs: str) -> list[str]:
+    """Paths of the LVM volumes an image was completely copied onto, from
+    `lvs --noheadings --separator '|' -o lv_path,lv_tags`."""
+    volumes = []
+    for line in lvs.splitlines():
+        path, _sep, tags = line.strip().partition("|")
+        if COMPLETE_TAG in tags.split(","):
+            volumes.append(path)
+    return volumes
 
 
 def xen_guests_domains(
@@ -256,6 +279,7 @@ class FilterModule:
             "xen_guests_fleet": xen_guests_fleet,
             "xen_guests_sources": xen_guests_sources,
             "xen_guests_disk_steps": xen_guests_disk_steps,
+            "xen_guests_complete_volumes": xen_guests_complete_volumes,
             "xen_guests_domains": xen_guests_domains,
             "xen_guests_fact": xen_guests_fact,
             "xen_guests_files": xen_guests_files,

@@ -417,9 +417,9 @@ def _disk(
         "vg": vg if backend == "lvm" else None,
         "lv": f"{name}-{suffix}" if backend == "lvm" else None,
         "path": path,
-        # Records a completed copy of an image onto an LVM volume; outlives the guest
-        # until purge, so a kept volume is never copied over.
-        "marker": f"{defaults['disk_dir'].rstrip('/')}/{name}-{suffix}.copied"
+        # Where version 1.0.0 recorded a completed copy onto an LVM volume; the volume's
+        # tag records it now, and the disk script moves such a record onto the tag.
+        "legacy_marker": f"{defaults['disk_dir'].rstrip('/')}/{name}-{suffix}.copied"
         if backend == "lvm"
         else None,
         "vdev": "xvd" + (_HVM_LETTERS if gtype == "hvm" else _PV_LETTERS)[index],

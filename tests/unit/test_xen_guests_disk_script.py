@@ -1,6 +1,11 @@
 """The disk and seed script (roles/xen_guests/files/xen-guests-disk), run for real on
 files in a temporary folder: copies, blank disks, the seed ISO, and what an
-interrupted run leaves. The block-device branch (LVM volumes) needs a dom0.
+interrupted run leaves.
+
+LVM volumes are files too: lvs, lvcreate and lvchange are stubs that keep each
+volume as a file with its tags and state beside it, and blkid and dd are stubs
+that record their calls and refuse any path outside the test's folder before
+they run the real blkid and dd. Nothing touches the host's block devices.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[2] / "roles" / "xen_guests" / "files" / "xen-guests-disk"
 MIB = 1024 * 1024
 USAGE = (
-    "usage: xen-guests-disk clone IMAGE FILE|DEVICE SIZE_MIB|MARKER\n"
+    "usage: xen-guests-disk clone IMAGE FILE SIZE_MIB\n"
+    "       xen-guests-disk clone-lv IMAGE VG LV SIZE_MIB [MARKER]\n"
     "       xen-guests-disk blank FILE SIZE_MIB\n"
     "       xen-guests-disk seed DIR ISO\n"
 )
@@ -174,6 +180,8 @@ def test_a_second_run_on_the_same_disk_waits_for_the_first(tmp_path: Path) -> No
         ["clone"],
         ["clone", "image", "disk"],
         ["clone", "image", "disk", "8", "extra"],
+        ["clone-lv", "image", "vg0", "web1-root"],
+        ["clone-lv", "image", "vg0", "web1-root", "8", "marker", "extra"],
         ["blank", "disk"],
         ["blank", "disk", "8", "extra"],
         ["seed", "dir"],
@@ -228,3 +236,413 @@ def test_seed_without_all_its_files_fails_and_leaves_no_iso(tmp_path: Path) -> N
     assert proc.returncode != 0
     assert "network-config" in proc.stderr
     assert not (tmp_path / "seed.iso").exists()
+
+
+# LVM volumes, with the stubs.
+
+TAG = "xen_lab_complete"
+# A volume lvcreate just made: its first 4 KiB zeroed, then what the extents held before.
+STALE = b"\xaa"
+
+STUBS = {
+    # lvs [--noheadings] [--nosuffix] [--units b] [--separator S] -o FIELDS VG/LV
+    "lvs": r"""
+echo "lvs $*" >>"$STUB_DIR/calls"
+sep=" " fields=""
+while [ $# -gt 1 ]; do
+    case $1 in
+    --separator) sep=$2; shift ;;
+    -o) fields=$2; shift ;;
+    esac
+    shift
+done
+lv=$LVM_DIR/$1
+if [ ! -f "$lv" ]; then
+    echo "  Failed to find logical volume \"$1\"" >&2
+    exit 5
+fi
+attr=-wi-a-----
+[ ! -e "$lv.inactive" ] || attr=-wi-------
+[ ! -e "$lv.open" ] || attr=-wi-ao----
+line=""
+for field in $(echo "$fields" | tr , ' '); do
+    case $field in
+    lv_path) value=$lv ;;
+    lv_attr) value=$attr ;;
+    lv_size) value=$(stat -c %s "$lv") ;;
+    lv_tags) value=$(cat "$lv.tags" 2>/dev/null || true) ;;
+    esac
+    line=${line:+$line$sep}$value
+done
+echo "  $line"
+""",
+    # lvcreate --yes --wipesignatures y --zero y --name LV --size SIZEm VG
+    "lvcreate": r"""
+echo "lvcreate $*" >>"$STUB_DIR/calls"
+while [ $# -gt 1 ]; do
+    case $1 in
+    --name) name=$2; shift ;;
+    --size) size=${2%m}; shift ;;
+    esac
+    shift
+done
+if [ ! -d "$LVM_DIR/$1" ]; then
+    echo "  Volume group \"$1\" not found" >&2
+    exit 5
+fi
+lv=$LVM_DIR/$1/$name
+if [ -e "$lv" ]; then
+    echo "  Logical Volume \"$name\" already exists in volume group \"$1\"" >&2
+    exit 5
+fi
+head -c $((size * 1048576)) /dev/zero | tr '\0' '\252' >"$lv"
+/bin/dd if=/dev/zero of="$lv" bs=4096 count=1 conv=notrunc status=none
+echo "  Logical volume \"$name\" created."
+""",
+    # lvchange --addtag TAG VG/LV
+    "lvchange": r"""
+echo "lvchange $*" >>"$STUB_DIR/calls"
+lv=$LVM_DIR/$3
+[ -f "$lv" ] || exit 5
+tags=$(cat "$lv.tags" 2>/dev/null || true)
+echo "${tags:+$tags,}$2" >"$lv.tags"
+echo "  Logical volume $3 changed."
+""",
+    "blkid": r"""
+echo "blkid $*" >>"$STUB_DIR/calls"
+for arg; do path=$arg; done
+case $path in "$STUB_ROOT"/*) ;; *) echo "stub: blkid outside the test" >&2; exit 99 ;; esac
+if [ -n "${BLKID_EXIT:-}" ]; then
+    echo "blkid: error: $path: Input/output error" >&2
+    exit "$BLKID_EXIT"
+fi
+exec /usr/sbin/blkid "$@"
+""",
+    # CUT_DD: a pattern; the dd whose arguments contain it writes one block and
+    # dies, as a run killed midway.
+    "dd": r"""
+echo "dd $*" >>"$STUB_DIR/calls"
+for arg; do case $arg in of=*) out=${arg#of=} ;; esac; done
+case $out in "$STUB_ROOT"/*) ;; *) echo "stub: dd outside the test" >&2; exit 99 ;; esac
+case "$*" in
+*"${CUT_DD:-//}"*)
+    case "$*" in *count=*) exit 137 ;; esac
+    /bin/dd "$@" count=1
+    exit 137
+    ;;
+esac
+exec /bin/dd "$@"
+""",
+}
+
+
+class Lvm:
+    """Volume groups as folders and volumes as files, with the stubs on PATH."""
+
+    def __init__(self, root: Path, *vgs: str) -> None:
+        self.root = root
+        self.dir = root / "lvm"
+        self.stubs = root / "stubs"
+        self.stubs.mkdir()
+        for vg in vgs:
+            (self.dir / vg).mkdir(parents=True)
+        for name, body in STUBS.items():
+            stub = self.stubs / name
+            stub.write_text("#!/bin/sh\n" + body)
+            stub.chmod(0o755)
+        (self.stubs / "calls").write_text("")
+
+    def run(self, *args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+        full = {
+            **os.environ,
+            "PATH": f"{self.stubs}:{os.environ['PATH']}",
+            "XEN_GUESTS_LOCK_DIR": str(self.root / "locks"),
+            "STUB_DIR": str(self.stubs),
+            "STUB_ROOT": str(self.root),
+            "LVM_DIR": str(self.dir),
+            **env,
+        }
+        (self.stubs / "calls").write_text("")
+        return subprocess.run(
+            ["sh", str(SCRIPT), *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=full,
+            timeout=60,
+            check=False,
+        )
+
+    def calls(self) -> list[str]:
+        return (self.stubs / "calls").read_text().splitlines()
+
+    def commands(self) -> list[str]:
+        """The programs called, in order."""
+        return [call.split()[0] for call in self.calls()]
+
+    def volume(self, vg: str, lv: str) -> Path:
+        return self.dir / vg / lv
+
+    def make(self, vg: str, lv: str, content: bytes, size_mib: int, tags: str = "") -> Path:
+        """A volume that exists before the run, holding CONTENT."""
+        path = self.volume(vg, lv)
+        with path.open("wb") as f:
+            f.truncate(size_mib * MIB)
+            f.write(content)
+        if tags:
+            self.tags_file(vg, lv).write_text(tags + "\n")
+        return path
+
+    def tags_file(self, vg: str, lv: str) -> Path:
+        return self.dir / vg / f"{lv}.tags"
+
+    def tags(self, vg: str, lv: str) -> list[str]:
+        path = self.tags_file(vg, lv)
+        return path.read_text().strip().split(",") if path.exists() else []
+
+
+def bootable(path: Path, size_mib: int = 8) -> bytes:
+    """A raw disk image as a golden one starts: a DOS partition table from sfdisk, the
+    partition's data at 2 MiB and a mark in its last bytes; returns its bytes."""
+    golden(path, size_mib)
+    subprocess.run(
+        ["sfdisk", "-q", str(path)], input="start=2048, type=83, bootable\n", text=True, check=True
+    )
+    with path.open("r+b") as f:
+        f.seek(size_mib * MIB - 8)
+        f.write(b"LASTMIB!")
+    return path.read_bytes()
+
+
+@pytest.fixture
+def lvm(tmp_path: Path) -> Lvm:
+    return Lvm(tmp_path, "vg0")
+
+
+def refusal(lvm: Lvm, image: Path, reason: str, how: str) -> str:
+    path = lvm.volume("vg0", "web1-root")
+    return (
+        f"xen-guests-disk: {path} exists without the tag {TAG} that marks a complete copy,"
+        f" and {reason}; {image} was not copied onto it.\n"
+        f"  To boot the guest from the volume as it is: lvchange --addtag {TAG} vg0/web1-root\n"
+        f"  To have the image copied onto it instead, losing what it holds: {how}\n"
+    )
+
+
+def test_clone_lv_creates_the_volume_copies_the_image_and_tags_it(tmp_path: Path, lvm: Lvm) -> None:
+    image = bootable(tmp_path / "disk.img")
+    proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "16")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    volume = lvm.volume("vg0", "web1-root")
+    data = volume.read_bytes()
+    assert len(data) == 16 * MIB
+    assert data[: len(image)] == image
+    assert lvm.tags("vg0", "web1-root") == [TAG]
+    # A volume made in this run is written without probing it.
+    assert lvm.calls() == [
+        "lvs --noheadings --nosuffix --units b --separator | -o lv_path,lv_attr,lv_size,lv_tags"
+        " vg0/web1-root",
+        "lvcreate --yes --wipesignatures y --zero y --name web1-root --size 16m vg0",
+        "lvs --noheadings -o lv_path vg0/web1-root",
+        f"dd if=/dev/zero of={volume} bs=1M count=1 conv=notrunc,fsync status=none",
+        f"dd if={tmp_path}/disk.img of={volume} bs=1M skip=1 seek=1 conv=notrunc,fsync status=none",
+        f"dd if={tmp_path}/disk.img of={volume} bs=1M count=1 conv=notrunc,fsync status=none",
+        f"lvchange --addtag {TAG} vg0/web1-root",
+    ]
+
+
+def test_clone_lv_keeps_a_volume_tagged_complete(tmp_path: Path, lvm: Lvm) -> None:
+    bootable(tmp_path / "disk.img")
+    volume = lvm.make("vg0", "web1-root", b"the guest's own data", 16, tags=f"backup,{TAG}")
+    proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "16")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert volume.read_bytes().startswith(b"the guest's own data")
+    assert lvm.commands() == ["lvs"]
+
+
+def test_clone_lv_tags_a_volume_whose_copy_version_1_0_0_recorded_in_a_file(
+    tmp_path: Path, lvm: Lvm
+) -> None:
+    bootable(tmp_path / "disk.img")
+    # The guest runs from it: open, with its partition table.
+    volume = lvm.make("vg0", "web1-root", bootable(tmp_path / "old.img"), 16)
+    (tmp_path / "lvm" / "vg0" / "web1-root.open").touch()
+    marker = tmp_path / "images" / "web1-root.copied"
+    marker.parent.mkdir()
+    marker.write_text("2026-12-01T10:00:00Z\n")
+    before = volume.read_bytes()
+    args = ("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "16", marker)
+    proc = lvm.run(*args)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == (
+        f"vg0/web1-root: the complete copy recorded in {marker} is now recorded by the tag {TAG}\n"
+    )
+    assert volume.read_bytes() == before
+    assert lvm.tags("vg0", "web1-root") == [TAG]
+    assert not marker.exists()
+    assert lvm.commands() == ["lvs", "lvchange"]
+    # From then on the tag alone says so.
+    assert lvm.run(*args).returncode == 0
+    assert lvm.commands() == ["lvs"]
+
+
+def test_clone_lv_without_a_volume_drops_a_stale_marker_and_copies(
+    tmp_path: Path, lvm: Lvm
+) -> None:
+    bootable(tmp_path / "disk.img")
+    marker = tmp_path / "web1-root.copied"
+    marker.write_text("2026-12-01T10:00:00Z\n")
+    proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "16", marker)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert not marker.exists()
+    assert lvm.tags("vg0", "web1-root") == [TAG]
+
+
+def test_clone_lv_refuses_a_volume_with_a_partition_table_and_no_tag(
+    tmp_path: Path, lvm: Lvm
+) -> None:
+    # A dom0 reinstalled with its volume group kept, or xen_guests_disk_dir changed
+    # under version 1.0.0's marker files: the guest's disk is there, untagged.
+    bootable(tmp_path / "disk.img")
+    volume = lvm.make("vg0", "web1-root", bootable(tmp_path / "old.img", 12), 16)
+    before = volume.read_bytes()
+    proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "16")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == refusal(
+        lvm,
+        tmp_path / "disk.img",
+        "holds data (blkid -p finds PTTYPE=dos)",
+        "lvremove vg0/web1-root, then run again.",
+    )
+    assert volume.read_bytes() == before
+    assert lvm.tags("vg0", "web1-root") == []
+    assert lvm.commands() == ["lvs", "blkid"]
+
+
+def test_clone_lv_refuses_a_volume_with_a_filesystem_and_no_tag(tmp_path: Path, lvm: Lvm) -> None:
+    bootable(tmp_path / "disk.img")
+    volume = lvm.make("vg0", "web1-root", b"", 16)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(volume)], check=True, capture_output=True)
+    before = volume.read_bytes()
+    proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "16")
+    assert proc.returncode == 1
+    assert "and holds data (blkid -p finds TYPE=ext4); " in proc.stderr
+    assert volume.read_bytes() == before
+    assert "dd" not in lvm.commands()
+
+
+def test_clone_lv_refuses_an_open_volume_and_does_not_probe_it(tmp_path: Path, lvm: Lvm) -> None:
+    bootable(tmp_path / "disk.img")
+    volume = lvm.make("vg0", "web1-root", b"", 16)
+    (tmp_path / "lvm" / "vg0" / "web1-root.open").touch()
+    proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "16")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == refusal(
+        lvm,
+        tmp_path / "disk.img",
+        "is open (a running guest, a mount or a device built on it holds it)",
+        "stop what holds it, lvremove vg0/web1-root, then run again.",
+    )
+    assert volume.read_bytes() == bytes(16 * MIB)
+    assert lvm.commands() == ["lvs"]
+
+
+def test_clone_lv_refuses_a_volume_with_data_blkid_does_not_know(tmp_path: Path, lvm: Lvm) -> None:
+    bootable(tmp_path / "disk.img")
+    # What lvcreate leaves beyond its first 4 KiB, or a raw database: no signature.
+    volume = lvm.make("vg0", "web1-root", bytes(4096) + STALE * MIB, 16)
+    proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "16")
+    assert proc.returncode == 1
+    assert proc.stderr == refusal(
+        lvm,
+        tmp_path / "disk.img",
+        "holds data (its first MiB is not blank)",
+        "lvremove vg0/web1-root, then run again.",
+    )
+    assert volume.read_bytes()[4096 : 4096 + MIB] == STALE * MIB
+    assert lvm.commands() == ["lvs", "blkid"]
+
+
+def test_clone_lv_refuses_a_volume_blkid_cannot_read(tmp_path: Path, lvm: Lvm) -> None:
+    bootable(tmp_path / "disk.img")
+    lvm.make("vg0", "web1-root", b"", 16)
+    proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "16", BLKID_EXIT="4")
+    assert proc.returncode == 1
+    volume = lvm.volume("vg0", "web1-root")
+    assert (
+        f"and blkid -p cannot tell what it holds (exit 4: blkid: error: {volume}:"
+        " Input/output error); " in proc.stderr
+    )
+    assert "dd" not in lvm.commands()
+
+
+def test_clone_lv_refuses_an_inactive_volume(tmp_path: Path, lvm: Lvm) -> None:
+    bootable(tmp_path / "disk.img")
+    lvm.make("vg0", "web1-root", b"", 16)
+    (tmp_path / "lvm" / "vg0" / "web1-root.inactive").touch()
+    proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "16")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (
+        f"xen-guests-disk: vg0/web1-root exists without the tag {TAG} but is not active,"
+        f" so what it holds cannot be checked; {tmp_path}/disk.img was not copied onto it."
+        " Activate it (lvchange -ay vg0/web1-root) and run again.\n"
+    )
+    assert lvm.commands() == ["lvs"]
+
+
+def test_clone_lv_refuses_a_blank_volume_smaller_than_the_image(tmp_path: Path, lvm: Lvm) -> None:
+    bootable(tmp_path / "disk.img", size_mib=8)
+    lvm.make("vg0", "web1-root", b"", 4)
+    proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "16")
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"xen-guests-disk: vg0/web1-root exists without the tag {TAG} and holds 4 MiB, less"
+        f" than the 8 MiB of {tmp_path}/disk.img, which was not copied onto it. Extend it"
+        " (lvextend) or remove it (lvremove vg0/web1-root), then run again.\n"
+    )
+    assert "dd" not in lvm.commands()
+
+
+def test_clone_lv_of_an_image_larger_than_the_disk_creates_nothing(
+    tmp_path: Path, lvm: Lvm
+) -> None:
+    bootable(tmp_path / "disk.img", size_mib=8)
+    proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "4")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(
+        f"xen-guests-disk: {tmp_path}/disk.img is 8 MiB, larger than the 4 MiB of vg0/web1-root;"
+    )
+    assert lvm.calls() == []
+    assert not lvm.volume("vg0", "web1-root").exists()
+
+
+def test_clone_lv_into_a_missing_volume_group_fails_with_lvcreate(tmp_path: Path, lvm: Lvm) -> None:
+    bootable(tmp_path / "disk.img")
+    proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg9", "web1-root", "16")
+    assert proc.returncode == 5
+    assert proc.stderr == '  Volume group "vg9" not found\n'
+    assert lvm.commands() == ["lvs", "lvcreate"]
+
+
+@pytest.mark.parametrize(
+    "cut",
+    ["bs=1M skip=1 seek=1", "bs=1M count=1 conv"],
+    ids=["during-the-copy", "before-the-first-mib"],
+)
+def test_clone_lv_cut_short_leaves_a_blank_start_and_the_next_run_copies_again(
+    tmp_path: Path, lvm: Lvm, cut: str
+) -> None:
+    image = bootable(tmp_path / "disk.img")
+    args = ("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "16")
+    volume = lvm.volume("vg0", "web1-root")
+    killed = lvm.run(*args, CUT_DD=f"if={tmp_path}/disk.img of={volume} {cut}")
+    assert killed.returncode == 137
+    assert lvm.tags("vg0", "web1-root") == []
+    assert volume.read_bytes()[:MIB] == bytes(MIB)
+    blkid = subprocess.run(["blkid", "-p", str(volume)], capture_output=True, check=False)
+    assert blkid.returncode == 2
+    # The next run finds the volume, checks it is the leftover of a copy, and copies.
+    proc = lvm.run(*args)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert volume.read_bytes()[: len(image)] == image
+    assert lvm.tags("vg0", "web1-root") == [TAG]
+    assert lvm.commands() == ["lvs", "blkid", "dd", "dd", "lvchange"]

@@ -307,6 +307,7 @@ def test_disk_steps_of_a_release_guest_with_file_root_and_lvm_and_file_data() ->
             ]
         )
     )
+    image = f"{IMAGE_DIR}/trixie-0123456789ab/disk.img"
     assert fg.xen_guests_disk_steps(guests, IMAGES, IMAGE_DIR) == [
         {
             "guest": "web1",
@@ -314,8 +315,8 @@ def test_disk_steps_of_a_release_guest_with_file_root_and_lvm_and_file_data() ->
             "backend": "file",
             "size_mib": 10240,
             "action": "clone",
-            "image": f"{IMAGE_DIR}/trixie-0123456789ab/disk.img",
-            "marker": None,
+            "image": image,
+            "args": ["clone", image, "/var/lib/xen/images/web1-root.img", "10240"],
             "creates": "/var/lib/xen/images/web1-root.img",
         },
         # The empty LVM volume is made by community.general.lvol: no step.
@@ -326,13 +327,13 @@ def test_disk_steps_of_a_release_guest_with_file_root_and_lvm_and_file_data() ->
             "size_mib": 5120,
             "action": "blank",
             "image": None,
-            "marker": None,
+            "args": ["blank", "/var/lib/xen/images/web1-logs.img", "5120"],
             "creates": "/var/lib/xen/images/web1-logs.img",
         },
     ]
 
 
-def test_disk_step_of_an_lvm_root_disk_from_a_release_is_marked_when_copied() -> None:
+def test_disk_step_of_an_lvm_root_disk_from_a_release_creates_the_volume_and_tags_it() -> None:
     guests = planned(
         guest(
             name="db1",
@@ -342,16 +343,65 @@ def test_disk_step_of_an_lvm_root_disk_from_a_release_is_marked_when_copied() ->
         disk_dir="/srv/xen/",
     )
     (step,) = fg.xen_guests_disk_steps(guests, IMAGES, IMAGE_DIR)
+    image = f"{IMAGE_DIR}/bookworm-0123456789ab/disk.img"
     assert step == {
         "guest": "db1",
         "path": "/dev/vg0/db1-root",
         "backend": "lvm",
         "size_mib": 8192,
         "action": "clone",
-        "image": f"{IMAGE_DIR}/bookworm-0123456789ab/disk.img",
-        "marker": "/srv/xen/db1-root.copied",
-        "creates": "/srv/xen/db1-root.copied",
+        "image": image,
+        # The record of version 1.0.0 goes along, for the script to move onto the tag.
+        "args": ["clone-lv", image, "vg0", "db1-root", "8192", "/srv/xen/db1-root.copied"],
+        # The volume's tag records the copy: no file does.
+        "creates": None,
     }
+
+
+def test_complete_volumes_are_those_lvs_lists_with_the_tag() -> None:
+    # `lvs --noheadings --separator '|' -o lv_path,lv_tags`, as LVM prints it.
+    lvs = (
+        "  /dev/vg0/db1-root|xen_lab_complete\n"
+        "  /dev/vg0/db1-data|\n"
+        "  /dev/vg0/web1-root|backup,xen_lab_complete,weekly\n"
+        "  /dev/vg0/web2-root|xen_lab_completed\n"
+        "  /dev/data/scratch|\n"
+    )
+    assert fg.xen_guests_complete_volumes(lvs) == ["/dev/vg0/db1-root", "/dev/vg0/web1-root"]
+    assert fg.xen_guests_complete_volumes("") == []
+
+
+def test_the_complete_tag_is_the_one_the_disk_script_puts_on_volumes() -> None:
+    script = (ROOT / "roles" / "xen_guests" / "files" / "xen-guests-disk").read_text()
+    assert f"\ntag={fg.COMPLETE_TAG}\n" in script
+
+
+def test_the_role_runs_the_disk_script_only_for_disks_not_yet_made() -> None:
+    provision = yaml.safe_load((ROLE / "tasks" / "provision.yml").read_text())
+    (task,) = [t for t in provision if t["name"].startswith("Root disks are copied")]
+    assert task["ansible.builtin.command"] == {
+        "argv": "{{ [__xen_guests_disk_script] + item.args }}",
+        "creates": "{{ item.creates or omit }}",
+    }
+    assert "rejectattr('creates', 'in', __xen_guests_present)" in task["loop"]
+    assert "rejectattr('path', 'in', __xen_guests_complete_volumes)" in task["loop"]
+    validate = yaml.safe_load((ROLE / "tasks" / "validate.yml").read_text())
+    (read,) = [t for t in validate if "xen_lab.dom0.xen_read" in t]
+    assert read["xen_lab.dom0.xen_read"]["commands"]["lvs"] == [
+        "lvs",
+        "--noheadings",
+        "--separator",
+        "|",
+        "-o",
+        "lv_path,lv_tags",
+    ]
+    variables = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+    assert "xen_lab.dom0.xen_guests_complete_volumes" in variables["__xen_guests_complete_volumes"]
+    # A volume the script refused is never created empty by lvol before it.
+    names = [t["name"] for t in provision]
+    assert names.index(task["name"]) < names.index(
+        "LVM volumes exist for lvm disks, at least as large as planned"
+    )
 
 
 def test_disk_step_of_an_hvm_guest_installing_from_an_iso_is_blank() -> None:
@@ -364,7 +414,7 @@ def test_disk_step_of_an_hvm_guest_installing_from_an_iso_is_blank() -> None:
             "size_mib": 10240,
             "action": "blank",
             "image": None,
-            "marker": None,
+            "args": ["blank", "/var/lib/xen/images/win1-root.img", "10240"],
             "creates": "/var/lib/xen/images/win1-root.img",
         }
     ]
@@ -560,6 +610,7 @@ def test_the_filter_module_offers_every_filter() -> None:
         "xen_guests_fleet": fg.xen_guests_fleet,
         "xen_guests_sources": fg.xen_guests_sources,
         "xen_guests_disk_steps": fg.xen_guests_disk_steps,
+        "xen_guests_complete_volumes": fg.xen_guests_complete_volumes,
         "xen_guests_domains": fg.xen_guests_domains,
         "xen_guests_fact": fg.xen_guests_fact,
         "xen_guests_files": fg.xen_guests_files,

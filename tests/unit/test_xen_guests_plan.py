@@ -603,7 +603,7 @@ def test_every_guest_gets_the_default_keys_first_then_its_own_each_once() -> Non
     assert g["ssh_authorized_keys"] == [admin, backup]
 
 
-def test_lvm_disks_have_a_copy_marker_in_the_disk_dir_and_file_disks_none() -> None:
+def test_lvm_disks_name_the_copy_record_of_version_1_0_0_and_file_disks_none() -> None:
     (g,) = gp.plan_guests(
         [
             guest(
@@ -618,7 +618,7 @@ def test_lvm_disks_have_a_copy_marker_in_the_disk_dir_and_file_disks_none() -> N
         lab_host(),
         {"disk_dir": "/srv/xen/"},
     )
-    assert [(d["path"], d["marker"]) for d in g["disks"]] == [
+    assert [(d["path"], d["legacy_marker"]) for d in g["disks"]] == [
         ("/dev/vg0/web1-root", "/srv/xen/web1-root.copied"),
         ("/srv/xen/web1-disk1.img", None),
         ("/dev/vg0/web1-data", "/srv/xen/web1-data.copied"),
