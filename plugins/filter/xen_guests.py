@@ -99,8 +99,8 @@ def xen_guests_fleet(
 
 
 def xen_guests_sources(guests: list[Mapping[str, Any]], image_dir: str) -> list[dict[str, Any]]:
-    """User-supplied images the guests are copied from, once each: where each is
-    fetched to on the dom0 and, for qcow2, the raw copy the disks come from."""
+    """User-supplied images the guests are copied from, once each, with where each is
+    on the dom0. Their format is what qemu-img reads in them on the dom0, never their name."""
     sources: dict[str, dict[str, Any]] = {}
     for guest in guests:
         source = guest["os"]
@@ -117,15 +117,11 @@ def image_source(source: Mapping[str, Any], image_dir: str) -> dict[str, Any]:
     name = re.split(r"[?#]", location)[0].rstrip("/").rsplit("/", 1)[-1] or "image"
     digest = hashlib.sha256(location.encode()).hexdigest()[:12]
     fetched = f"{image_dir.rstrip('/')}/downloads/{digest}-{name}" if remote else location
-    qcow2 = name.lower().endswith((".qcow2", ".qcow"))
-    raw = f"{image_dir.rstrip('/')}/downloads/{digest}-{name}.raw" if qcow2 else fetched
     return {
         "location": location,
         "url": location if remote else None,
         "checksum": source.get("checksum"),
         "fetched": fetched,
-        "qcow2": qcow2,
-        "raw": raw,
     }
 
 
@@ -135,8 +131,9 @@ def xen_guests_disk_steps(
     """How each disk of the guests that stay comes to exist, one step per disk.
 
     ``clone``: a root disk copied from a golden image (``images``: release to its
-    folder) or from a user-supplied image; ``blank``: an empty file disk (data
-    disks, and the disk an installer ISO installs to). ``args`` are the disk
+    folder); ``import``: a root disk copied from a user-supplied image, raw or
+    qcow2; ``blank``: an empty file disk (data disks, and the disk an installer
+    ISO installs to). ``args`` are the disk
     script's arguments. ``creates`` is the file that exists once a step on a file
     disk is done; a copy onto an LVM volume is recorded by the volume's tag
     instead (``xen_guests_complete_volumes``), so its ``creates`` is None.
@@ -145,28 +142,28 @@ def xen_guests_disk_steps(
     for guest in guests:
         source = guest["os"]
         for disk in guest["disks"]:
-            image = None
+            image, action = None, "blank"
             if disk["root"] and source["source"] == "release":
-                image = f"{images[source['release']]}/disk.img"
+                image, action = f"{images[source['release']]}/disk.img", "clone"
             elif disk["root"] and source["source"] == "image":
-                image = image_source(source, image_dir)["raw"]
+                image, action = image_source(source, image_dir)["fetched"], "import"
             lvm = disk["backend"] == "lvm"
             if lvm and not image:
                 continue  # an empty LVM volume is made by community.general.lvol alone
             size = str(disk["size_mib"])
             if lvm:
-                args = ["clone-lv", image, disk["vg"], disk["lv"], size, disk["legacy_marker"]]
+                args = [f"{action}-lv", image, disk["vg"], disk["lv"], size, disk["legacy_marker"]]
             elif image:
-                args = ["clone", image, disk["path"], size]
+                args = [action, image, disk["path"], size]
             else:
-                args = ["blank", disk["path"], size]
+                args = [action, disk["path"], size]
             steps.append(
                 {
                     "guest": guest["name"],
                     "path": disk["path"],
                     "backend": disk["backend"],
                     "size_mib": disk["size_mib"],
-                    "action": "clone" if image else "blank",
+                    "action": action,
                     "image": image,
                     "args": args,
                     "creates": None if lvm else disk["path"],

@@ -57,6 +57,8 @@ ACTIONS = (
 TSC_MODES = ("default", "always_emulate", "native")
 # The device model HVM guests need on the dom0 (Debian installs it only as a Recommends).
 DEVICE_MODEL = "qemu-system-xen"
+# qemu-img, which reads the format and size of an os.image and converts qcow2.
+IMAGE_TOOLS = "qemu-utils"
 # The xen_network role's default bridges are one primary xenbr0.
 NETWORK_DEFAULT_BRIDGE = "xenbr0"
 MIN_MEMORY_MIB = 128
@@ -791,7 +793,14 @@ def _guest(
         "on_crash": actions["on_crash"],
         "tsc_mode": tsc_mode,
         # Packages the dom0 needs to run the guest.
-        "dom0_packages": [DEVICE_MODEL] if gtype == "hvm" and state != "absent" else [],
+        "dom0_packages": [
+            package
+            for package, needed in (
+                (DEVICE_MODEL, gtype == "hvm"),
+                (IMAGE_TOOLS, os_source is not None and os_source["source"] == "image"),
+            )
+            if needed and state != "absent"
+        ],
         "instance_id": instance_id(name),
         "index": index,
     }

@@ -11,6 +11,7 @@ they run the real blkid and dd. Nothing touches the host's block devices.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -22,8 +23,8 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[2] / "roles" / "xen_guests" / "files" / "xen-guests-disk"
 MIB = 1024 * 1024
 USAGE = (
-    "usage: xen-guests-disk clone IMAGE FILE SIZE_MIB\n"
-    "       xen-guests-disk clone-lv IMAGE VG LV SIZE_MIB [MARKER]\n"
+    "usage: xen-guests-disk clone|import IMAGE FILE SIZE_MIB\n"
+    "       xen-guests-disk clone-lv|import-lv IMAGE VG LV SIZE_MIB [MARKER]\n"
     "       xen-guests-disk blank FILE SIZE_MIB\n"
     "       xen-guests-disk seed DIR ISO\n"
 )
@@ -105,8 +106,8 @@ def test_clone_of_an_image_larger_than_the_disk_fails_and_writes_nothing(tmp_pat
     proc = run(tmp_path, "clone", tmp_path / "disk.img", disk, "4")
     assert (proc.returncode, proc.stdout) == (1, "")
     assert proc.stderr == (
-        f"xen-guests-disk: {tmp_path}/disk.img is 8 MiB, larger than the 4 MiB of {disk};"
-        " nothing was written. Make the disk at least as large as the image.\n"
+        f"xen-guests-disk: {tmp_path}/disk.img is a disk of 8 MiB, larger than the 4 MiB of"
+        f" {disk}; nothing was written. Make the disk at least 8 MiB.\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disk.img", "locks"]
 
@@ -181,6 +182,8 @@ def test_a_second_run_on_the_same_disk_waits_for_the_first(tmp_path: Path) -> No
         ["clone", "image", "disk"],
         ["clone", "image", "disk", "8", "extra"],
         ["clone-lv", "image", "vg0", "web1-root"],
+        ["import", "image", "disk"],
+        ["import-lv", "image", "vg0", "web1-root", "8", "marker", "extra"],
         ["clone-lv", "image", "vg0", "web1-root", "8", "marker", "extra"],
         ["blank", "disk"],
         ["blank", "disk", "8", "extra"],
@@ -334,6 +337,16 @@ esac
 exec /bin/dd "$@"
 """,
 }
+
+
+STUBS["qemu-img"] = r"""
+echo "qemu-img $*" >>"$STUB_DIR/calls"
+for path in $(printf '%s\n' "$@" | tr , '\n' | sed -n 's/^.*filename=//p; /^\//p'); do
+    case $path in "$STUB_ROOT"/*) ;; *) echo "stub: qemu-img outside the test" >&2; exit 99 ;; esac
+done
+case "$*" in *"${CUT_QEMU:-//}"*) exit 137 ;; esac
+exec /usr/bin/qemu-img "$@"
+"""
 
 
 class Lvm:
@@ -609,7 +622,8 @@ def test_clone_lv_of_an_image_larger_than_the_disk_creates_nothing(
     proc = lvm.run("clone-lv", tmp_path / "disk.img", "vg0", "web1-root", "4")
     assert proc.returncode == 1
     assert proc.stderr.startswith(
-        f"xen-guests-disk: {tmp_path}/disk.img is 8 MiB, larger than the 4 MiB of vg0/web1-root;"
+        f"xen-guests-disk: {tmp_path}/disk.img is a disk of 8 MiB, larger than the 4 MiB of"
+        " vg0/web1-root;"
     )
     assert lvm.calls() == []
     assert not lvm.volume("vg0", "web1-root").exists()
@@ -646,3 +660,194 @@ def test_clone_lv_cut_short_leaves_a_blank_start_and_the_next_run_copies_again(
     assert volume.read_bytes()[: len(image)] == image
     assert lvm.tags("vg0", "web1-root") == [TAG]
     assert lvm.commands() == ["lvs", "blkid", "dd", "dd", "lvchange"]
+
+
+# Images users bring (os.image): raw or qcow2, as qemu-img reads them.
+
+needs_qemu_img = pytest.mark.skipif(
+    shutil.which("qemu-img") is None, reason="qemu-img is not installed"
+)
+
+
+def qcow2(raw: Path, path: Path) -> Path:
+    """RAW converted to qcow2 at PATH: a file much smaller than its virtual size."""
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, path], check=True)
+    return path
+
+
+def image_format(path: Path) -> str:
+    info = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(path)], capture_output=True, text=True, check=True
+    )
+    return str(json.loads(info.stdout)["format"])
+
+
+@needs_qemu_img
+def test_import_of_a_raw_image_copies_it_sparse_and_grows_it(tmp_path: Path) -> None:
+    image = bootable(tmp_path / "user.img")
+    disk = tmp_path / "web1-root.img"
+    proc = run(tmp_path, "import", tmp_path / "user.img", disk, "16")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    data = disk.read_bytes()
+    assert (len(data), data[: len(image)]) == (16 * MIB, image)
+    assert allocated(disk) < MIB
+    assert not (tmp_path / "web1-root.img.partial").exists()
+
+
+@pytest.mark.parametrize("name", ["user.qcow2", "user.img", "user.raw"])
+@needs_qemu_img
+def test_import_of_a_qcow2_image_converts_it_whatever_its_name(tmp_path: Path, name: str) -> None:
+    image = bootable(tmp_path / "source.raw")
+    qcow2(tmp_path / "source.raw", tmp_path / name)
+    assert (tmp_path / name).stat().st_size < len(image) // 2
+    disk = tmp_path / "web1-root.img"
+    proc = run(tmp_path, "import", tmp_path / name, disk, "16")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    data = disk.read_bytes()
+    assert (len(data), data[: len(image)]) == (16 * MIB, image)
+    assert data[len(image) :] == bytes(8 * MIB)
+    assert image_format(disk) == "raw"
+    # Converted sparse: the image's holes take no space.
+    assert allocated(disk) < MIB
+    assert not (tmp_path / "web1-root.img.partial").exists()
+
+
+@needs_qemu_img
+def test_import_of_a_raw_image_named_qcow2_copies_it_raw(tmp_path: Path) -> None:
+    image = bootable(tmp_path / "user.qcow2")
+    disk = tmp_path / "web1-root.img"
+    assert run(tmp_path, "import", tmp_path / "user.qcow2", disk, "8").returncode == 0
+    assert disk.read_bytes() == image
+
+
+@needs_qemu_img
+def test_import_of_a_qcow2_image_larger_than_the_disk_writes_nothing(tmp_path: Path) -> None:
+    # Its file is small; what counts is the virtual size the guest would see.
+    bootable(tmp_path / "source.raw", size_mib=12)
+    qcow2(tmp_path / "source.raw", tmp_path / "user.qcow2")
+    disk = tmp_path / "web1-root.img"
+    proc = run(tmp_path, "import", tmp_path / "user.qcow2", disk, "8")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (
+        f"xen-guests-disk: {tmp_path}/user.qcow2 is a disk of 12 MiB, larger than the 8 MiB of"
+        f" {disk}; nothing was written. Make the disk at least 12 MiB.\n"
+    )
+    assert not disk.exists()
+    assert not (tmp_path / "web1-root.img.partial").exists()
+
+
+@needs_qemu_img
+def test_import_refuses_a_qcow2_image_with_a_backing_file(tmp_path: Path) -> None:
+    bootable(tmp_path / "secret.raw")
+    overlay = tmp_path / "user.qcow2"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", "secret.raw", "-F", "raw", overlay],
+        check=True,
+    )
+    disk = tmp_path / "web1-root.img"
+    proc = run(tmp_path, "import", overlay, disk, "16")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (
+        f"xen-guests-disk: {overlay} is a qcow2 image that reads another file (a backing file or"
+        " an external data file); nothing was written. Give a standalone image (qemu-img"
+        " convert -O qcow2 makes one).\n"
+    )
+    assert not disk.exists()
+
+
+@needs_qemu_img
+def test_import_refuses_an_image_neither_raw_nor_qcow2(tmp_path: Path) -> None:
+    image = tmp_path / "user.vmdk"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", image, "4M"], check=True)
+    disk = tmp_path / "web1-root.img"
+    proc = run(tmp_path, "import", image, disk, "16")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (
+        f"xen-guests-disk: {image} is a vmdk image, not raw or qcow2; nothing was written."
+        " Convert it (qemu-img convert -O qcow2).\n"
+    )
+    assert not disk.exists()
+
+
+@needs_qemu_img
+def test_import_of_a_missing_image_fails_and_leaves_no_disk(tmp_path: Path) -> None:
+    disk = tmp_path / "web1-root.img"
+    proc = run(tmp_path, "import", tmp_path / "missing.qcow2", disk, "8")
+    assert proc.returncode != 0
+    assert "missing.qcow2" in proc.stderr
+    assert not disk.exists()
+
+
+@needs_qemu_img
+def test_import_lv_converts_a_qcow2_image_onto_the_volume_first_mib_last(
+    tmp_path: Path, lvm: Lvm
+) -> None:
+    image = bootable(tmp_path / "source.raw")
+    qcow2(tmp_path / "source.raw", tmp_path / "user.img")
+    proc = lvm.run("import-lv", tmp_path / "user.img", "vg0", "web1-root", "16")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    volume = lvm.volume("vg0", "web1-root")
+    assert volume.read_bytes()[: len(image)] == image
+    assert lvm.tags("vg0", "web1-root") == [TAG]
+    source = f"file.driver=qcow2,file.file.driver=file,file.file.filename={tmp_path}/user.img"
+    target = f"file.driver=file,file.filename={volume}"
+    assert lvm.calls()[0] == f"qemu-img info --output=json {tmp_path}/user.img"
+    assert lvm.commands()[1:5] == ["lvs", "lvcreate", "lvs", "dd"]
+    assert lvm.calls()[5:] == [
+        f"qemu-img convert -q -n --image-opts driver=raw,offset=1048576,{source}"
+        f" --target-image-opts driver=raw,offset=1048576,{target}",
+        f"qemu-img convert -q -n --image-opts driver=raw,size=1048576,{source}"
+        f" --target-image-opts driver=raw,size=1048576,{target}",
+        f"lvchange --addtag {TAG} vg0/web1-root",
+    ]
+
+
+@needs_qemu_img
+def test_import_lv_cut_short_before_the_first_mib_is_converted_again(
+    tmp_path: Path, lvm: Lvm
+) -> None:
+    image = bootable(tmp_path / "source.raw")
+    qcow2(tmp_path / "source.raw", tmp_path / "user.qcow2")
+    args = ("import-lv", tmp_path / "user.qcow2", "vg0", "web1-root", "16")
+    killed = lvm.run(*args, CUT_QEMU="driver=raw,size=1048576")
+    assert killed.returncode == 137
+    volume = lvm.volume("vg0", "web1-root")
+    data = volume.read_bytes()
+    assert data[:MIB] == bytes(MIB)
+    assert data[MIB : len(image)] == image[MIB:]
+    assert lvm.tags("vg0", "web1-root") == []
+    proc = lvm.run(*args)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert volume.read_bytes()[: len(image)] == image
+    assert lvm.tags("vg0", "web1-root") == [TAG]
+
+
+@needs_qemu_img
+def test_import_lv_of_a_raw_image_copies_it_with_dd(tmp_path: Path, lvm: Lvm) -> None:
+    image = bootable(tmp_path / "user.qcow2")
+    proc = lvm.run("import-lv", tmp_path / "user.qcow2", "vg0", "web1-root", "16")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert lvm.volume("vg0", "web1-root").read_bytes()[: len(image)] == image
+    assert lvm.commands() == [
+        "qemu-img",
+        "lvs",
+        "lvcreate",
+        "lvs",
+        "dd",
+        "dd",
+        "dd",
+        "lvchange",
+    ]
+
+
+@needs_qemu_img
+def test_import_lv_of_an_image_larger_than_the_disk_creates_nothing(
+    tmp_path: Path, lvm: Lvm
+) -> None:
+    bootable(tmp_path / "source.raw", size_mib=12)
+    qcow2(tmp_path / "source.raw", tmp_path / "user.qcow2")
+    proc = lvm.run("import-lv", tmp_path / "user.qcow2", "vg0", "web1-root", "8")
+    assert proc.returncode == 1
+    assert "is a disk of 12 MiB, larger than the 8 MiB of vg0/web1-root;" in proc.stderr
+    assert lvm.commands() == ["qemu-img"]
+    assert not lvm.volume("vg0", "web1-root").exists()

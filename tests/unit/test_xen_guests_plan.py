@@ -720,12 +720,16 @@ def test_a_bad_role_default_is_named_as_the_role_setting() -> None:
     ]
 
 
-def test_hvm_guests_that_stay_need_the_device_model_on_the_dom0() -> None:
+def test_guests_that_stay_need_the_device_model_if_hvm_and_qemu_img_if_from_an_image() -> None:
+    image = {"image": "/srv/images/custom.img"}
     guests = [
         guest(),
         guest(name="pv1", type="pv", interfaces=[]),
         guest(name="win1", type="hvm", os={"iso": "/srv/x.iso"}, interfaces=[]),
         guest(name="old1", type="hvm", state="absent", interfaces=[]),
+        guest(name="img1", os=image, state="stopped", interfaces=[]),
+        guest(name="img2", type="hvm", os=image, state="stopped", interfaces=[]),
+        guest(name="img3", os=image, state="absent", interfaces=[]),
     ]
     planned = gp.plan_guests(guests, lab_host())
     assert {g["name"]: g["dom0_packages"] for g in planned} == {
@@ -733,6 +737,9 @@ def test_hvm_guests_that_stay_need_the_device_model_on_the_dom0() -> None:
         "pv1": [],
         "win1": ["qemu-system-xen"],
         "old1": [],
+        "img1": ["qemu-utils"],
+        "img2": ["qemu-system-xen", "qemu-utils"],
+        "img3": [],
     }
 
 
