@@ -12,6 +12,7 @@ from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_inventory 
 )
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_plan import (
     default_bridge,
+    image_problems,
     plan_guests,
     validate_fleet,
     validate_guests,
@@ -122,7 +123,65 @@ def image_source(source: Mapping[str, Any], image_dir: str) -> dict[str, Any]:
         "url": location if remote else None,
         "checksum": source.get("checksum"),
         "fetched": fetched,
+        # How the role reads its format and virtual size on the dom0.
+        "qemu_img_info": ["qemu-img", "info", "--output=json", fetched],
     }
+
+
+# How ansible.builtin.get_url says a download does not match its checksum.
+_GET_URL_MISMATCH = re.compile(r"did not match (?P<expected>\w+); it was (?P<actual>\w+)\.")
+
+
+def xen_guests_image_problems(
+    guests: list[Mapping[str, Any]],
+    image_dir: str,
+    downloads: Mapping[str, Any] | None = None,
+    checksums: Mapping[str, Any] | None = None,
+    read: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The user-supplied images' problems, one sentence per guest (``image_problems``),
+    from what the role's tasks found on the dom0: DOWNLOADS, the result of the
+    ansible.builtin.get_url loop over the sources with a URL (or, in a rescue, its
+    failed result); CHECKSUMS, the ansible.builtin.stat loop (with checksum_algorithm)
+    over the local sources with a checksum; READ, xen_lab.dom0.xen_read's answer with
+    each source's ``fetched`` path in ``paths`` and ``qemu-img info --output=json``
+    of it as the command of that name."""
+    sources = xen_guests_sources(guests, image_dir)
+    facts: dict[str, dict[str, Any]] = {source["location"]: {} for source in sources}
+    for result in (downloads or {}).get("results", []):
+        if not result.get("failed"):
+            continue
+        item = result["item"]
+        fact = facts.setdefault(item["location"], {})
+        fact["download_error"] = str(result.get("msg", "")).strip()
+        mismatch = _GET_URL_MISMATCH.search(fact["download_error"])
+        if mismatch and item.get("checksum"):
+            fact["download_digest"] = f"{item['checksum'].split(':')[0]}:{mismatch['actual']}"
+    for result in (checksums or {}).get("results", []):
+        stat = result.get("stat") or {}
+        item = result["item"]
+        if stat.get("exists") and stat.get("checksum"):
+            algorithm = item["checksum"].split(":")[0]
+            facts.setdefault(item["location"], {})["digest"] = f"{algorithm}:{stat['checksum']}"
+    for source in sources:
+        fact = facts[source["location"]]
+        path = ((read or {}).get("paths") or {}).get(source["fetched"])
+        if path is None:
+            continue
+        # A download that is not there: check mode, which downloads nothing.
+        if not path.get("exists"):
+            fact["exists"] = None if source["url"] else False
+            continue
+        fact["exists"] = True
+        command = ((read or {}).get("commands") or {}).get(source["fetched"])
+        # 127: qemu-img is not installed yet (check mode), so the image cannot be read.
+        if not command or command["rc"] == 127:
+            continue
+        if command["rc"] == 0:
+            fact["info"] = json.loads(command["stdout"])
+        else:
+            fact["info_error"] = str(command["stderr"]).strip()
+    return image_problems(guests, facts)
 
 
 def xen_guests_disk_steps(
@@ -275,6 +334,7 @@ class FilterModule:
             "xen_guests_plan": xen_guests_plan,
             "xen_guests_fleet": xen_guests_fleet,
             "xen_guests_sources": xen_guests_sources,
+            "xen_guests_image_problems": xen_guests_image_problems,
             "xen_guests_disk_steps": xen_guests_disk_steps,
             "xen_guests_complete_volumes": xen_guests_complete_volumes,
             "xen_guests_domains": xen_guests_domains,

@@ -756,6 +756,20 @@ def test_import_refuses_a_qcow2_image_with_a_backing_file(tmp_path: Path) -> Non
 
 
 @needs_qemu_img
+def test_import_refuses_a_qcow2_image_with_an_external_data_file(tmp_path: Path) -> None:
+    image = tmp_path / "user.qcow2"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=data.raw", image, "4M"],
+        check=True,
+    )
+    disk = tmp_path / "web1-root.img"
+    proc = run(tmp_path, "import", image, disk, "16")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"xen-guests-disk: {image} is a qcow2 image that reads another")
+    assert not disk.exists()
+
+
+@needs_qemu_img
 def test_import_refuses_an_image_neither_raw_nor_qcow2(tmp_path: Path) -> None:
     image = tmp_path / "user.vmdk"
     subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", image, "4M"], check=True)

@@ -495,6 +495,7 @@ def test_sources_once_per_image_for_urls_and_local_paths() -> None:
         "url": None,
         "checksum": None,
         "fetched": "/srv/images/bookworm.raw",
+        "qemu_img_info": ["qemu-img", "info", "--output=json", "/srv/images/bookworm.raw"],
     }
     # A local image is read where it is, whatever its format.
     assert local_qcow2["url"] is None
@@ -619,6 +620,7 @@ def test_the_filter_module_offers_every_filter() -> None:
         "xen_guests_plan": fg.xen_guests_plan,
         "xen_guests_fleet": fg.xen_guests_fleet,
         "xen_guests_sources": fg.xen_guests_sources,
+        "xen_guests_image_problems": fg.xen_guests_image_problems,
         "xen_guests_disk_steps": fg.xen_guests_disk_steps,
         "xen_guests_complete_volumes": fg.xen_guests_complete_volumes,
         "xen_guests_domains": fg.xen_guests_domains,

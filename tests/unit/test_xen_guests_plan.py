@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -973,3 +974,128 @@ def test_every_guest_list_this_repository_ships_is_valid(path: str) -> None:
     keys = [KEY if "{{" in key else key for key in settings["xen_guests_ssh_authorized_keys"]]
     defaults = {"ssh_authorized_keys": keys}
     assert gp.validate_guests(settings["xen_guests_list"], {}, defaults) == []
+
+
+# What the dom0 shows of a user's image: real `qemu-img info --output=json` answers.
+
+QEMU_IMG = json.loads((DATA / "qemu-img-info-bookworm.json").read_text())
+IMAGE = "/srv/images/user.img"
+URL = "https://example.org/images/user.qcow2"
+
+
+def image_guests(size: str = "16M", **kw: Any) -> list[dict[str, Any]]:
+    return gp.plan_guests(
+        [guest(disks=[{"size": size}], os={"image": IMAGE, "checksum": SHA}, **kw)], lab_host()
+    )
+
+
+@pytest.mark.parametrize("name", ["user.raw", "user.qcow2"])
+def test_an_image_that_fits_its_root_disk_has_no_problem(name: str) -> None:
+    facts = {IMAGE: {"exists": True, "digest": SHA, "info": QEMU_IMG[name]}}
+    assert gp.image_problems(image_guests("12M"), facts) == []
+
+
+@pytest.mark.parametrize("name", ["user.raw", "user.qcow2"])
+def test_an_image_larger_than_its_root_disk_is_refused(name: str) -> None:
+    # The qcow2 file is 324 KiB; the guest would see 12 MiB.
+    facts = {IMAGE: {"exists": True, "info": QEMU_IMG[name]}}
+    assert gp.image_problems(image_guests("8M"), facts) == [
+        gp.MSG_IMAGE_LARGE.format(name="web1", mib=8, image_mib=12, image=IMAGE)
+    ]
+    assert gp.image_problems(image_guests("8M"), facts) == [
+        "Guest web1: disks[0].size is 8 MiB, smaller than the 12 MiB (virtual size) of os.image"
+        " /srv/images/user.img; no disk of the guest was written. Set disks[0].size to at least"
+        " 12 MiB."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [
+        ("overlay.qcow2", "backing file user.raw"),
+        ("external.qcow2", "external data file external.raw"),
+    ],
+)
+def test_an_image_that_reads_another_file_is_refused(name: str, other: str) -> None:
+    facts = {IMAGE: {"exists": True, "info": QEMU_IMG[name]}}
+    assert gp.image_problems(image_guests(), facts) == [
+        f"Guest web1: os.image {IMAGE} is a qcow2 image that reads another file ({other});"
+        " give a standalone image (qemu-img convert -O qcow2 makes one)."
+    ]
+
+
+def test_an_image_neither_raw_nor_qcow2_is_refused() -> None:
+    facts = {IMAGE: {"exists": True, "info": QEMU_IMG["user.vmdk"]}}
+    assert gp.image_problems(image_guests(), facts) == [
+        f"Guest web1: os.image {IMAGE} is a vmdk image; only raw and qcow2 images are copied"
+        " (qemu-img convert -O qcow2 converts it)."
+    ]
+
+
+def test_a_local_image_that_is_missing_or_differs_from_its_checksum_is_refused() -> None:
+    assert gp.image_problems(image_guests(), {IMAGE: {"exists": False}}) == [
+        f"Guest web1: os.image {IMAGE} does not exist on the dom0."
+    ]
+    other = "sha256:" + "cd" * 32
+    facts = {IMAGE: {"exists": True, "digest": other, "info": QEMU_IMG["user.raw"]}}
+    assert gp.image_problems(image_guests(), facts) == [
+        f"Guest web1: os.image {IMAGE} has {other}, not os.checksum {SHA}; no disk of the guest"
+        " was written."
+    ]
+
+
+def test_a_download_that_failed_or_differs_from_its_checksum_is_named_for_each_guest() -> None:
+    guests = gp.plan_guests(
+        [
+            guest(os={"image": URL, "checksum": SHA}),
+            guest(name="web2", os={"image": URL, "checksum": SHA}, interfaces=[{}]),
+        ],
+        lab_host(),
+    )
+    other = "sha256:" + "cd" * 32
+    facts = {URL: {"download_error": "The checksum ... did not match", "download_digest": other}}
+    assert gp.image_problems(guests, facts) == [
+        gp.MSG_IMAGE_DOWNLOAD_CHECKSUM.format(name=name, image=URL, actual=other, checksum=SHA)
+        for name in ("web1", "web2")
+    ]
+    assert gp.image_problems(guests, facts)[0] == (
+        f"Guest web1: the download of os.image {URL} has {other}, not os.checksum {SHA}; it was"
+        " deleted, and no disk of the guest was written. Check that os.image and os.checksum"
+        " name the same image."
+    )
+    facts = {URL: {"download_error": "Request failed: <urlopen error timed out>"}}
+    assert gp.image_problems(guests[:1], facts) == [
+        f"Guest web1: os.image {URL} could not be downloaded: Request failed: <urlopen error"
+        " timed out>"
+    ]
+
+
+def test_an_image_qemu_img_cannot_read_is_refused() -> None:
+    error = "qemu-img: Could not open '/srv/images/user.img': Image is not in qcow2 format"
+    facts = {IMAGE: {"exists": True, "info_error": error}}
+    assert gp.image_problems(image_guests(), facts) == [
+        f"Guest web1: qemu-img cannot read os.image {IMAGE}: {error}"
+    ]
+
+
+def test_images_not_yet_known_and_guests_without_an_image_have_no_problem() -> None:
+    # Check mode: nothing downloaded and qemu-img not installed yet.
+    assert gp.image_problems(image_guests("8M"), {}) == []
+    assert gp.image_problems(image_guests("8M"), {IMAGE: {"exists": None}}) == []
+    guests = gp.plan_guests(
+        [
+            guest(),
+            guest(name="win1", type="hvm", os={"iso": "/srv/x.iso"}, interfaces=[{}]),
+            guest(name="old1", state="absent", interfaces=[{}]),
+            guest(
+                name="old2",
+                state="absent",
+                disks=[{"size": "8M"}],
+                os={"image": IMAGE},
+                interfaces=[{}],
+            ),
+        ],
+        lab_host(),
+    )
+    facts = {IMAGE: {"exists": True, "info": QEMU_IMG["user.vmdk"]}}
+    assert gp.image_problems(guests, facts) == []
