@@ -777,10 +777,57 @@ def test_import_refuses_an_image_neither_raw_nor_qcow2(tmp_path: Path) -> None:
     proc = run(tmp_path, "import", image, disk, "16")
     assert (proc.returncode, proc.stdout) == (1, "")
     assert proc.stderr == (
-        f"xen-guests-disk: {image} is a vmdk image, not raw or qcow2; nothing was written."
-        " Convert it (qemu-img convert -O qcow2).\n"
+        f"xen-guests-disk: {image} is not a raw or qcow2 image (qemu-img info: format vmdk);"
+        " nothing was written. Convert it (qemu-img convert -O qcow2).\n"
     )
     assert not disk.exists()
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        # The nested node of a vmdk has a size and a format; the image itself none.
+        (
+            '{\n    "children": [\n        {\n            "virtual-size": 4194304,\n'
+            '            "format": "raw"\n        }\n    ]\n}\n',
+            "is not a raw or qcow2 image (qemu-img info: format unknown); nothing was written.",
+        ),
+        (
+            '{\n    "format": "qcow2",\n    "children": [\n        {\n'
+            '            "virtual-size": 4194304\n        }\n    ]\n}\n',
+            "qemu-img info gives no virtual size of",
+        ),
+    ],
+    ids=["no-format", "no-virtual-size"],
+)
+def test_import_refuses_an_image_whose_qemu_img_answer_it_cannot_read(
+    tmp_path: Path, answer: str, message: str
+) -> None:
+    image = tmp_path / "user.img"
+    image.write_bytes(bytes(MIB))
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "answer.json").write_text(answer)
+    (stubs / "qemu-img").write_text(f"#!/bin/sh\ncat {stubs}/answer.json\n")
+    (stubs / "qemu-img").chmod(0o755)
+    disk = tmp_path / "web1-root.img"
+    proc = subprocess.run(
+        ["sh", str(SCRIPT), "import", str(image), str(disk), "16"],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "PATH": f"{stubs}:{os.environ['PATH']}",
+            "XEN_GUESTS_LOCK_DIR": str(tmp_path / "locks"),
+        },
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("xen-guests-disk: ")
+    assert message in proc.stderr
+    assert not disk.exists()
+    assert not (tmp_path / "web1-root.img.partial").exists()
 
 
 @needs_qemu_img
