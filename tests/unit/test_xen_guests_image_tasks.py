@@ -26,16 +26,11 @@ import yaml
 
 from ansible_collections.xen_lab.dom0.plugins.filter import xen_guests as fg
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
+from unit.keys import ED25519
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "xen_guests"
-DATA = Path(__file__).parent / "data"
 MIB = 1024 * 1024
-KEY = next(
-    line
-    for line in (DATA / "authorized_keys").read_text().splitlines()
-    if line.startswith("ssh-ed25519 ")
-)
 # The role's tasks from the downloads to the check of every image, in its order.
 TASKS = (
     "User-supplied images are downloaded, and only a download that matches its checksum is kept",
@@ -96,7 +91,7 @@ def guest(name: str, image: str | Path, checksum: str | None = None, size: str =
         "disks": [{"size": size}],
         "interfaces": [{}],
         "os": os_source,
-        "ssh_authorized_keys": [KEY],
+        "ssh_authorized_keys": [ED25519],
     }
 
 
