@@ -12,6 +12,7 @@ from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_inventory 
 )
 from ansible_collections.xen_lab.dom0.plugins.module_utils.xen_guests_plan import (
     default_bridge,
+    image_problems,
     plan_guests,
     validate_fleet,
     validate_guests,
@@ -99,8 +100,8 @@ def xen_guests_fleet(
 
 
 def xen_guests_sources(guests: list[Mapping[str, Any]], image_dir: str) -> list[dict[str, Any]]:
-    """User-supplied images the guests are copied from, once each: where each is
-    fetched to on the dom0 and, for qcow2, the raw copy the disks come from."""
+    """User-supplied images the guests are copied from, once each, with where each is
+    on the dom0. Their format is what qemu-img reads in them on the dom0, never their name."""
     sources: dict[str, dict[str, Any]] = {}
     for guest in guests:
         source = guest["os"]
@@ -117,16 +118,70 @@ def image_source(source: Mapping[str, Any], image_dir: str) -> dict[str, Any]:
     name = re.split(r"[?#]", location)[0].rstrip("/").rsplit("/", 1)[-1] or "image"
     digest = hashlib.sha256(location.encode()).hexdigest()[:12]
     fetched = f"{image_dir.rstrip('/')}/downloads/{digest}-{name}" if remote else location
-    qcow2 = name.lower().endswith((".qcow2", ".qcow"))
-    raw = f"{image_dir.rstrip('/')}/downloads/{digest}-{name}.raw" if qcow2 else fetched
     return {
         "location": location,
         "url": location if remote else None,
         "checksum": source.get("checksum"),
         "fetched": fetched,
-        "qcow2": qcow2,
-        "raw": raw,
+        # How the role reads its format and virtual size on the dom0.
+        "qemu_img_info": ["qemu-img", "info", "--output=json", fetched],
     }
+
+
+# How ansible.builtin.get_url says a download does not match its checksum.
+_GET_URL_MISMATCH = re.compile(r"did not match (?P<expected>\w+); it was (?P<actual>\w+)\.")
+
+
+def xen_guests_image_problems(
+    guests: list[Mapping[str, Any]],
+    image_dir: str,
+    downloads: Mapping[str, Any] | None = None,
+    checksums: Mapping[str, Any] | None = None,
+    read: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The user-supplied images' problems, one sentence per guest (``image_problems``),
+    from what the role's tasks found on the dom0: DOWNLOADS, the result of the
+    ansible.builtin.get_url loop over the sources with a URL (or, in a rescue, its
+    failed result); CHECKSUMS, the ansible.builtin.stat loop (with checksum_algorithm)
+    over the local sources with a checksum; READ, xen_lab.dom0.xen_read's answer with
+    each source's ``fetched`` path in ``paths`` and ``qemu-img info --output=json``
+    of it as the command of that name."""
+    sources = xen_guests_sources(guests, image_dir)
+    facts: dict[str, dict[str, Any]] = {source["location"]: {} for source in sources}
+    for result in (downloads or {}).get("results", []):
+        if not result.get("failed"):
+            continue
+        item = result["item"]
+        fact = facts.setdefault(item["location"], {})
+        fact["download_error"] = str(result.get("msg", "")).strip()
+        mismatch = _GET_URL_MISMATCH.search(fact["download_error"])
+        if mismatch and item.get("checksum"):
+            fact["download_digest"] = f"{item['checksum'].split(':')[0]}:{mismatch['actual']}"
+    for result in (checksums or {}).get("results", []):
+        stat = result.get("stat") or {}
+        item = result["item"]
+        if stat.get("exists") and stat.get("checksum"):
+            algorithm = item["checksum"].split(":")[0]
+            facts.setdefault(item["location"], {})["digest"] = f"{algorithm}:{stat['checksum']}"
+    for source in sources:
+        fact = facts[source["location"]]
+        path = ((read or {}).get("paths") or {}).get(source["fetched"])
+        if path is None:
+            continue
+        # A download that is not there: check mode, which downloads nothing.
+        if not path.get("exists"):
+            fact["exists"] = None if source["url"] else False
+            continue
+        fact["exists"] = True
+        command = ((read or {}).get("commands") or {}).get(source["fetched"])
+        # 127: qemu-img is not installed yet (check mode), so the image cannot be read.
+        if not command or command["rc"] == 127:
+            continue
+        if command["rc"] == 0:
+            fact["info"] = json.loads(command["stdout"])
+        else:
+            fact["info_error"] = str(command["stderr"]).strip()
+    return image_problems(guests, facts)
 
 
 def xen_guests_disk_steps(
@@ -135,37 +190,61 @@ def xen_guests_disk_steps(
     """How each disk of the guests that stay comes to exist, one step per disk.
 
     ``clone``: a root disk copied from a golden image (``images``: release to its
-    folder) or from a user-supplied image; ``blank``: an empty file disk (data
-    disks, and the disk an installer ISO installs to). ``marker`` is the file that
-    records a completed copy onto an LVM volume.
+    folder); ``import``: a root disk copied from a user-supplied image, raw or
+    qcow2; ``blank``: an empty file disk (data disks, and the disk an installer
+    ISO installs to). ``args`` are the disk
+    script's arguments. ``creates`` is the file that exists once a step on a file
+    disk is done; a copy onto an LVM volume is recorded by the volume's tag
+    instead (``xen_guests_complete_volumes``), so its ``creates`` is None.
     """
     steps = []
     for guest in guests:
         source = guest["os"]
         for disk in guest["disks"]:
-            image = None
+            image, action = None, "blank"
             if disk["root"] and source["source"] == "release":
-                image = f"{images[source['release']]}/disk.img"
+                image, action = f"{images[source['release']]}/disk.img", "clone"
             elif disk["root"] and source["source"] == "image":
-                image = image_source(source, image_dir)["raw"]
+                image, action = image_source(source, image_dir)["fetched"], "import"
             lvm = disk["backend"] == "lvm"
             if lvm and not image:
                 continue  # an empty LVM volume is made by community.general.lvol alone
-            marker = disk["marker"] if lvm else None
+            size = str(disk["size_mib"])
+            if lvm:
+                args = [f"{action}-lv", image, disk["vg"], disk["lv"], size, disk["legacy_marker"]]
+            elif image:
+                args = [action, image, disk["path"], size]
+            else:
+                args = [action, disk["path"], size]
             steps.append(
                 {
                     "guest": guest["name"],
                     "path": disk["path"],
                     "backend": disk["backend"],
                     "size_mib": disk["size_mib"],
-                    "action": "clone" if image else "blank",
+                    "action": action,
                     "image": image,
-                    "marker": marker,
-                    # What exists once the step is done.
-                    "creates": marker or disk["path"],
+                    "args": args,
+                    "creates": None if lvm else disk["path"],
                 }
             )
     return steps
+
+
+# The LVM tag the disk script (roles/xen_guests/files/xen-guests-disk) puts on a
+# volume once an image is completely copied onto it.
+COMPLETE_TAG = "xen_lab_complete"
+
+
+def xen_guests_complete_volumes(lvs: str) -> list[str]:
+    """Paths of the LVM volumes an image was completely copied onto, from
+    `lvs --noheadings --separator '|' -o lv_path,lv_tags`."""
+    volumes = []
+    for line in lvs.splitlines():
+        path, _sep, tags = line.strip().partition("|")
+        if COMPLETE_TAG in tags.split(","):
+            volumes.append(path)
+    return volumes
 
 
 def xen_guests_domains(
@@ -255,7 +334,9 @@ class FilterModule:
             "xen_guests_plan": xen_guests_plan,
             "xen_guests_fleet": xen_guests_fleet,
             "xen_guests_sources": xen_guests_sources,
+            "xen_guests_image_problems": xen_guests_image_problems,
             "xen_guests_disk_steps": xen_guests_disk_steps,
+            "xen_guests_complete_volumes": xen_guests_complete_volumes,
             "xen_guests_domains": xen_guests_domains,
             "xen_guests_fact": xen_guests_fact,
             "xen_guests_files": xen_guests_files,

@@ -26,6 +26,11 @@ every guest gets), unless it sets ``console_only``; with ``ssh_authorized_keys``
 
 ``validate_fleet`` compares the guest lists of several dom0s: names and MACs used on
 two of them, and static addresses used twice on bridges of the same name.
+
+``image_problems`` checks what the dom0 shows of the images users bring (os.image),
+which only the dom0 knows once they are there: a download or a local image that does
+not match os.checksum, a missing image, one qemu-img cannot read, reads another file or
+is neither raw nor qcow2, and a virtual size larger than the guest's root disk.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ ACTIONS = (
 TSC_MODES = ("default", "always_emulate", "native")
 # The device model HVM guests need on the dom0 (Debian installs it only as a Recommends).
 DEVICE_MODEL = "qemu-system-xen"
+# qemu-img, which reads the format and size of an os.image and converts qcow2.
+IMAGE_TOOLS = "qemu-utils"
 # The xen_network role's default bridges are one primary xenbr0.
 NETWORK_DEFAULT_BRIDGE = "xenbr0"
 MIN_MEMORY_MIB = 128
@@ -236,6 +243,33 @@ MSG_ROOT_SMALL = (
     "Guest {name}: disks[0].size is {mib} MiB, smaller than the {image} MiB image of"
     " os.release {release} it is copied from."
 )
+# What the dom0 shows of a user's image (image_problems), once it is there.
+MSG_IMAGE_DOWNLOAD = "Guest {name}: os.image {image} could not be downloaded: {error}"
+MSG_IMAGE_DOWNLOAD_CHECKSUM = (
+    "Guest {name}: the download of os.image {image} has {actual}, not os.checksum {checksum};"
+    " it was deleted, and no disk of the guest was written. Check that os.image and"
+    " os.checksum name the same image."
+)
+MSG_IMAGE_MISSING = "Guest {name}: os.image {image} does not exist on the dom0."
+MSG_IMAGE_CHECKSUM = (
+    "Guest {name}: os.image {image} has {actual}, not os.checksum {checksum}; no disk of the"
+    " guest was written."
+)
+MSG_IMAGE_UNREADABLE = "Guest {name}: qemu-img cannot read os.image {image}: {error}"
+MSG_IMAGE_BACKING = (
+    "Guest {name}: os.image {image} is a {format} image that reads another file ({other});"
+    " give a standalone image (qemu-img convert -O qcow2 makes one)."
+)
+MSG_IMAGE_FORMAT = (
+    "Guest {name}: os.image {image} is a {format} image; only raw and qcow2 images are"
+    " copied (qemu-img convert -O qcow2 converts it)."
+)
+MSG_IMAGE_LARGE = (
+    "Guest {name}: disks[0].size is {mib} MiB, smaller than the {image_mib} MiB (virtual"
+    " size) of os.image {image}; no disk of the guest was written. Set disks[0].size to at"
+    " least {image_mib} MiB."
+)
+IMAGE_FORMATS = ("raw", "qcow2")
 MSG_ACTION = (
     "Guest {name}: {field} {value!r} is not one of destroy, restart, rename-restart, preserve,"
     " coredump-destroy, coredump-restart."
@@ -417,9 +451,9 @@ def _disk(
         "vg": vg if backend == "lvm" else None,
         "lv": f"{name}-{suffix}" if backend == "lvm" else None,
         "path": path,
-        # Records a completed copy of an image onto an LVM volume; outlives the guest
-        # until purge, so a kept volume is never copied over.
-        "marker": f"{defaults['disk_dir'].rstrip('/')}/{name}-{suffix}.copied"
+        # Where version 1.0.0 recorded a completed copy onto an LVM volume; the volume's
+        # tag records it now, and the disk script moves such a record onto the tag.
+        "legacy_marker": f"{defaults['disk_dir'].rstrip('/')}/{name}-{suffix}.copied"
         if backend == "lvm"
         else None,
         "vdev": "xvd" + (_HVM_LETTERS if gtype == "hvm" else _PV_LETTERS)[index],
@@ -791,7 +825,14 @@ def _guest(
         "on_crash": actions["on_crash"],
         "tsc_mode": tsc_mode,
         # Packages the dom0 needs to run the guest.
-        "dom0_packages": [DEVICE_MODEL] if gtype == "hvm" and state != "absent" else [],
+        "dom0_packages": [
+            package
+            for package, needed in (
+                (DEVICE_MODEL, gtype == "hvm"),
+                (IMAGE_TOOLS, os_source is not None and os_source["source"] == "image"),
+            )
+            if needed and state != "absent"
+        ],
         "instance_id": instance_id(name),
         "index": index,
     }
@@ -954,6 +995,79 @@ def validate_fleet(fleet: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str
         if errors:
             problems[dom0] = errors
     return problems
+
+
+def _reads_another_file(info: Mapping[str, Any]) -> str | None:
+    """The backing file or external data file a qemu-img info answer names, if any."""
+    if info.get("backing-filename"):
+        return f"backing file {info['backing-filename']}"
+    data = (info.get("format-specific") or {}).get("data") or {}
+    if data.get("data-file"):
+        return f"external data file {data['data-file']}"
+    return None
+
+
+def _image_problem(
+    guest: Mapping[str, Any], facts: Mapping[str, Any], checksum: str | None
+) -> str | None:
+    name, image = guest["name"], guest["os"]["image"]
+    if facts.get("download_error"):
+        if facts.get("download_digest"):
+            return MSG_IMAGE_DOWNLOAD_CHECKSUM.format(
+                name=name, image=image, actual=facts["download_digest"], checksum=checksum
+            )
+        return MSG_IMAGE_DOWNLOAD.format(name=name, image=image, error=facts["download_error"])
+    if facts.get("exists") is False:
+        return MSG_IMAGE_MISSING.format(name=name, image=image)
+    digest = facts.get("digest")
+    if checksum and digest and digest != checksum:
+        return MSG_IMAGE_CHECKSUM.format(name=name, image=image, actual=digest, checksum=checksum)
+    if facts.get("info_error"):
+        return MSG_IMAGE_UNREADABLE.format(name=name, image=image, error=facts["info_error"])
+    info = facts.get("info")
+    if not info:
+        return None
+    image_format = info.get("format")
+    other = _reads_another_file(info)
+    if other:
+        return MSG_IMAGE_BACKING.format(name=name, image=image, format=image_format, other=other)
+    if image_format not in IMAGE_FORMATS:
+        return MSG_IMAGE_FORMAT.format(name=name, image=image, format=image_format)
+    mib = guest["disks"][0]["size_mib"] if guest["disks"] else None
+    image_mib = -(-int(info.get("virtual-size", 0)) // (1024 * 1024))
+    if mib is not None and image_mib > mib:
+        return MSG_IMAGE_LARGE.format(name=name, mib=mib, image_mib=image_mib, image=image)
+    return None
+
+
+def image_problems(
+    guests: list[Mapping[str, Any]], images: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """Problems of the user-supplied images of planned GUESTS, one sentence per guest.
+
+    The size and format of an os.image are known only on the dom0, once it is there:
+    IMAGES maps each os.image, as written, to what the dom0 showed of it, each fact
+    optional (a missing one is not known, and skips the checks that need it):
+
+    - ``download_error``: why its download failed; ``download_digest``, the digest
+      (``sha256:...``) the download had instead of os.checksum;
+    - ``exists``: whether the image is on the dom0;
+    - ``digest``: its digest, in os.checksum's algorithm;
+    - ``info``: what ``qemu-img info --output=json`` printed, parsed; ``info_error``,
+      what qemu-img said when it could not read the image.
+
+    A guest's image must be a standalone raw or qcow2 image (no backing file, no
+    external data file) whose virtual size fits the guest's root disk.
+    """
+    errors = []
+    for guest in guests:
+        source = guest["os"]
+        if source is None or source["source"] != "image" or guest["state"] == "absent":
+            continue
+        problem = _image_problem(guest, images.get(source["image"]) or {}, source["checksum"])
+        if problem:
+            errors.append(problem)
+    return errors
 
 
 def validate_guests(

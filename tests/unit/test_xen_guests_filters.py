@@ -307,6 +307,7 @@ def test_disk_steps_of_a_release_guest_with_file_root_and_lvm_and_file_data() ->
             ]
         )
     )
+    image = f"{IMAGE_DIR}/trixie-0123456789ab/disk.img"
     assert fg.xen_guests_disk_steps(guests, IMAGES, IMAGE_DIR) == [
         {
             "guest": "web1",
@@ -314,8 +315,8 @@ def test_disk_steps_of_a_release_guest_with_file_root_and_lvm_and_file_data() ->
             "backend": "file",
             "size_mib": 10240,
             "action": "clone",
-            "image": f"{IMAGE_DIR}/trixie-0123456789ab/disk.img",
-            "marker": None,
+            "image": image,
+            "args": ["clone", image, "/var/lib/xen/images/web1-root.img", "10240"],
             "creates": "/var/lib/xen/images/web1-root.img",
         },
         # The empty LVM volume is made by community.general.lvol: no step.
@@ -326,13 +327,13 @@ def test_disk_steps_of_a_release_guest_with_file_root_and_lvm_and_file_data() ->
             "size_mib": 5120,
             "action": "blank",
             "image": None,
-            "marker": None,
+            "args": ["blank", "/var/lib/xen/images/web1-logs.img", "5120"],
             "creates": "/var/lib/xen/images/web1-logs.img",
         },
     ]
 
 
-def test_disk_step_of_an_lvm_root_disk_from_a_release_is_marked_when_copied() -> None:
+def test_disk_step_of_an_lvm_root_disk_from_a_release_creates_the_volume_and_tags_it() -> None:
     guests = planned(
         guest(
             name="db1",
@@ -342,16 +343,65 @@ def test_disk_step_of_an_lvm_root_disk_from_a_release_is_marked_when_copied() ->
         disk_dir="/srv/xen/",
     )
     (step,) = fg.xen_guests_disk_steps(guests, IMAGES, IMAGE_DIR)
+    image = f"{IMAGE_DIR}/bookworm-0123456789ab/disk.img"
     assert step == {
         "guest": "db1",
         "path": "/dev/vg0/db1-root",
         "backend": "lvm",
         "size_mib": 8192,
         "action": "clone",
-        "image": f"{IMAGE_DIR}/bookworm-0123456789ab/disk.img",
-        "marker": "/srv/xen/db1-root.copied",
-        "creates": "/srv/xen/db1-root.copied",
+        "image": image,
+        # The record of version 1.0.0 goes along, for the script to move onto the tag.
+        "args": ["clone-lv", image, "vg0", "db1-root", "8192", "/srv/xen/db1-root.copied"],
+        # The volume's tag records the copy: no file does.
+        "creates": None,
     }
+
+
+def test_complete_volumes_are_those_lvs_lists_with_the_tag() -> None:
+    # `lvs --noheadings --separator '|' -o lv_path,lv_tags`, as LVM prints it.
+    lvs = (
+        "  /dev/vg0/db1-root|xen_lab_complete\n"
+        "  /dev/vg0/db1-data|\n"
+        "  /dev/vg0/web1-root|backup,xen_lab_complete,weekly\n"
+        "  /dev/vg0/web2-root|xen_lab_completed\n"
+        "  /dev/data/scratch|\n"
+    )
+    assert fg.xen_guests_complete_volumes(lvs) == ["/dev/vg0/db1-root", "/dev/vg0/web1-root"]
+    assert fg.xen_guests_complete_volumes("") == []
+
+
+def test_the_complete_tag_is_the_one_the_disk_script_puts_on_volumes() -> None:
+    script = (ROOT / "roles" / "xen_guests" / "files" / "xen-guests-disk").read_text()
+    assert f"\ntag={fg.COMPLETE_TAG}\n" in script
+
+
+def test_the_role_runs_the_disk_script_only_for_disks_not_yet_made() -> None:
+    provision = yaml.safe_load((ROLE / "tasks" / "provision.yml").read_text())
+    (task,) = [t for t in provision if t["name"].startswith("Root disks are copied")]
+    assert task["ansible.builtin.command"] == {
+        "argv": "{{ [__xen_guests_disk_script] + item.args }}",
+        "creates": "{{ item.creates or omit }}",
+    }
+    assert "rejectattr('creates', 'in', __xen_guests_present)" in task["loop"]
+    assert "rejectattr('path', 'in', __xen_guests_complete_volumes)" in task["loop"]
+    validate = yaml.safe_load((ROLE / "tasks" / "validate.yml").read_text())
+    (read,) = [t for t in validate if "xen_lab.dom0.xen_read" in t]
+    assert read["xen_lab.dom0.xen_read"]["commands"]["lvs"] == [
+        "lvs",
+        "--noheadings",
+        "--separator",
+        "|",
+        "-o",
+        "lv_path,lv_tags",
+    ]
+    variables = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+    assert "xen_lab.dom0.xen_guests_complete_volumes" in variables["__xen_guests_complete_volumes"]
+    # A volume the script refused is never created empty by lvol before it.
+    names = [t["name"] for t in provision]
+    assert names.index(task["name"]) < names.index(
+        "LVM volumes exist for lvm disks, at least as large as planned"
+    )
 
 
 def test_disk_step_of_an_hvm_guest_installing_from_an_iso_is_blank() -> None:
@@ -364,30 +414,50 @@ def test_disk_step_of_an_hvm_guest_installing_from_an_iso_is_blank() -> None:
             "size_mib": 10240,
             "action": "blank",
             "image": None,
-            "marker": None,
+            "args": ["blank", "/var/lib/xen/images/win1-root.img", "10240"],
             "creates": "/var/lib/xen/images/win1-root.img",
         }
     ]
 
 
-def test_disk_step_of_a_qcow2_image_clones_its_raw_copy() -> None:
+def test_disk_step_of_a_downloaded_image_imports_it_from_the_downloads() -> None:
     guests = planned(guest(os={"image": QCOW2_URL, "checksum": SHA}))
     (step,) = fg.xen_guests_disk_steps(guests, {}, IMAGE_DIR + "/")
-    assert step["action"] == "clone"
+    assert step["action"] == "import"
     assert re.fullmatch(
-        rf"{IMAGE_DIR}/downloads/[0-9a-f]{{12}}-debian-13-genericcloud-amd64\.qcow2\.raw",
+        rf"{IMAGE_DIR}/downloads/[0-9a-f]{{12}}-debian-13-genericcloud-amd64\.qcow2",
         step["image"],
     ), step["image"]
-    # The same path the qemu-img convert task writes.
+    # The same path the download task writes; the script reads its format.
     (source,) = fg.xen_guests_sources(guests, IMAGE_DIR)
-    assert step["image"] == source["raw"]
+    assert step["image"] == source["fetched"]
+    assert step["args"] == ["import", step["image"], "/var/lib/xen/images/web1-root.img", "10240"]
     assert step["creates"] == step["path"] == "/var/lib/xen/images/web1-root.img"
 
 
-def test_disk_step_of_a_local_raw_image_clones_it_in_place() -> None:
+def test_disk_step_of_a_local_image_imports_it_in_place() -> None:
     guests = planned(guest(os={"image": "/srv/images/trixie.raw"}))
     (step,) = fg.xen_guests_disk_steps(guests, {}, IMAGE_DIR)
-    assert (step["action"], step["image"]) == ("clone", "/srv/images/trixie.raw")
+    assert (step["action"], step["image"]) == ("import", "/srv/images/trixie.raw")
+
+
+def test_disk_step_of_an_image_onto_an_lvm_root_disk_imports_it_onto_the_volume() -> None:
+    guests = planned(
+        guest(
+            os={"image": "/srv/images/Custom.QCOW2"},
+            disks=[{"size": "8G", "backend": "lvm", "vg": "vg0"}],
+        )
+    )
+    (step,) = fg.xen_guests_disk_steps(guests, {}, IMAGE_DIR)
+    assert step["args"] == [
+        "import-lv",
+        "/srv/images/Custom.QCOW2",
+        "vg0",
+        "web1-root",
+        "8192",
+        "/var/lib/xen/images/web1-root.copied",
+    ]
+    assert (step["action"], step["creates"]) == ("import", None)
 
 
 def test_disk_steps_of_several_guests_keep_their_order() -> None:
@@ -396,7 +466,7 @@ def test_disk_steps_of_several_guests_keep_their_order() -> None:
         guest(name="db1", os={"image": RAW_URL, "checksum": SHA}, interfaces=[{}]),
     )
     steps = fg.xen_guests_disk_steps(guests, IMAGES, IMAGE_DIR)
-    assert [(s["guest"], s["action"]) for s in steps] == [("web1", "clone"), ("db1", "clone")]
+    assert [(s["guest"], s["action"]) for s in steps] == [("web1", "clone"), ("db1", "import")]
     assert steps[1]["image"].startswith(f"{IMAGE_DIR}/downloads/")
     assert steps[1]["image"].endswith("-debian-13-genericcloud-amd64.raw")
 
@@ -416,27 +486,20 @@ def test_sources_once_per_image_for_urls_and_local_paths() -> None:
     remote, local, local_qcow2 = fg.xen_guests_sources(guests, IMAGE_DIR)
     assert remote["location"] == remote["url"] == QCOW2_URL
     assert remote["checksum"] == SHA
-    assert remote["qcow2"] is True
     assert re.fullmatch(
         rf"{IMAGE_DIR}/downloads/[0-9a-f]{{12}}-debian-13-genericcloud-amd64\.qcow2",
         remote["fetched"],
     ), remote["fetched"]
-    assert remote["raw"] == remote["fetched"] + ".raw"
     assert local == {
         "location": "/srv/images/bookworm.raw",
         "url": None,
         "checksum": None,
         "fetched": "/srv/images/bookworm.raw",
-        "qcow2": False,
-        "raw": "/srv/images/bookworm.raw",
+        "qemu_img_info": ["qemu-img", "info", "--output=json", "/srv/images/bookworm.raw"],
     }
-    # A local qcow2 is read where it is; its raw copy goes with the downloads.
+    # A local image is read where it is, whatever its format.
     assert local_qcow2["url"] is None
     assert local_qcow2["fetched"] == "/srv/images/Custom.QCOW2"
-    assert local_qcow2["qcow2"] is True
-    assert re.fullmatch(
-        rf"{IMAGE_DIR}/downloads/[0-9a-f]{{12}}-Custom\.QCOW2\.raw", local_qcow2["raw"]
-    ), local_qcow2["raw"]
 
 
 def test_sources_of_two_urls_with_one_file_name_do_not_collide() -> None:
@@ -448,15 +511,13 @@ def test_sources_of_two_urls_with_one_file_name_do_not_collide() -> None:
     first, second = fg.xen_guests_sources(guests, IMAGE_DIR)
     assert (first["url"], second["url"]) == (QCOW2_URL, other)
     assert first["fetched"] != second["fetched"]
-    assert first["raw"] != second["raw"]
 
 
 def test_sources_plain_raw_url_is_used_as_downloaded() -> None:
     guests = planned(guest(os={"image": RAW_URL, "checksum": SHA}))
     (source,) = fg.xen_guests_sources(guests, IMAGE_DIR)
-    assert source["qcow2"] is False
-    assert source["raw"] == source["fetched"]
     assert source["fetched"].startswith(f"{IMAGE_DIR}/downloads/")
+    assert source["fetched"].endswith("-debian-13-genericcloud-amd64.raw")
 
 
 def test_sources_of_release_guests_only_are_none() -> None:
@@ -559,7 +620,9 @@ def test_the_filter_module_offers_every_filter() -> None:
         "xen_guests_plan": fg.xen_guests_plan,
         "xen_guests_fleet": fg.xen_guests_fleet,
         "xen_guests_sources": fg.xen_guests_sources,
+        "xen_guests_image_problems": fg.xen_guests_image_problems,
         "xen_guests_disk_steps": fg.xen_guests_disk_steps,
+        "xen_guests_complete_volumes": fg.xen_guests_complete_volumes,
         "xen_guests_domains": fg.xen_guests_domains,
         "xen_guests_fact": fg.xen_guests_fact,
         "xen_guests_files": fg.xen_guests_files,
@@ -678,7 +741,7 @@ def role_packages(tmp_path: Path, guests: list[dict[str, Any]]) -> dict[str, lis
     return json.loads(out.read_text())
 
 
-def test_the_role_installs_the_device_model_when_a_guest_that_stays_is_hvm(
+def test_the_role_installs_the_device_model_and_qemu_img_for_the_guests_that_stay(
     tmp_path: Path,
 ) -> None:
     win1 = {"name": "win1", "type": "hvm", "os": {"iso": "/srv/x.iso"}, "interfaces": []}
@@ -693,6 +756,10 @@ def test_the_role_installs_the_device_model_when_a_guest_that_stays_is_hvm(
     # Without an HVM guest that stays, nothing is missing and apt does not run.
     found = role_packages(tmp_path / "pvh", [web1, old1])
     assert (found["install"], found["missing"]) == (tools, [])
+    # A guest from os.image needs qemu-img, whatever the image's name says.
+    img1 = {**web1, "name": "img1", "os": {"image": "/srv/images/custom.img"}}
+    found = role_packages(tmp_path / "image", [web1, img1])
+    assert (found["install"], found["missing"]) == ([*tools, "qemu-utils"], ["qemu-utils"])
 
 
 def test_the_apt_task_installs_what_the_role_planned_after_one_read() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -603,7 +604,7 @@ def test_every_guest_gets_the_default_keys_first_then_its_own_each_once() -> Non
     assert g["ssh_authorized_keys"] == [admin, backup]
 
 
-def test_lvm_disks_have_a_copy_marker_in_the_disk_dir_and_file_disks_none() -> None:
+def test_lvm_disks_name_the_copy_record_of_version_1_0_0_and_file_disks_none() -> None:
     (g,) = gp.plan_guests(
         [
             guest(
@@ -618,7 +619,7 @@ def test_lvm_disks_have_a_copy_marker_in_the_disk_dir_and_file_disks_none() -> N
         lab_host(),
         {"disk_dir": "/srv/xen/"},
     )
-    assert [(d["path"], d["marker"]) for d in g["disks"]] == [
+    assert [(d["path"], d["legacy_marker"]) for d in g["disks"]] == [
         ("/dev/vg0/web1-root", "/srv/xen/web1-root.copied"),
         ("/srv/xen/web1-disk1.img", None),
         ("/dev/vg0/web1-data", "/srv/xen/web1-data.copied"),
@@ -720,12 +721,16 @@ def test_a_bad_role_default_is_named_as_the_role_setting() -> None:
     ]
 
 
-def test_hvm_guests_that_stay_need_the_device_model_on_the_dom0() -> None:
+def test_guests_that_stay_need_the_device_model_if_hvm_and_qemu_img_if_from_an_image() -> None:
+    image = {"image": "/srv/images/custom.img"}
     guests = [
         guest(),
         guest(name="pv1", type="pv", interfaces=[]),
         guest(name="win1", type="hvm", os={"iso": "/srv/x.iso"}, interfaces=[]),
         guest(name="old1", type="hvm", state="absent", interfaces=[]),
+        guest(name="img1", os=image, state="stopped", interfaces=[]),
+        guest(name="img2", type="hvm", os=image, state="stopped", interfaces=[]),
+        guest(name="img3", os=image, state="absent", interfaces=[]),
     ]
     planned = gp.plan_guests(guests, lab_host())
     assert {g["name"]: g["dom0_packages"] for g in planned} == {
@@ -733,6 +738,9 @@ def test_hvm_guests_that_stay_need_the_device_model_on_the_dom0() -> None:
         "pv1": [],
         "win1": ["qemu-system-xen"],
         "old1": [],
+        "img1": ["qemu-utils"],
+        "img2": ["qemu-system-xen", "qemu-utils"],
+        "img3": [],
     }
 
 
@@ -966,3 +974,128 @@ def test_every_guest_list_this_repository_ships_is_valid(path: str) -> None:
     keys = [KEY if "{{" in key else key for key in settings["xen_guests_ssh_authorized_keys"]]
     defaults = {"ssh_authorized_keys": keys}
     assert gp.validate_guests(settings["xen_guests_list"], {}, defaults) == []
+
+
+# What the dom0 shows of a user's image: real `qemu-img info --output=json` answers.
+
+QEMU_IMG = json.loads((DATA / "qemu-img-info-bookworm.json").read_text())
+IMAGE = "/srv/images/user.img"
+URL = "https://example.org/images/user.qcow2"
+
+
+def image_guests(size: str = "16M", **kw: Any) -> list[dict[str, Any]]:
+    return gp.plan_guests(
+        [guest(disks=[{"size": size}], os={"image": IMAGE, "checksum": SHA}, **kw)], lab_host()
+    )
+
+
+@pytest.mark.parametrize("name", ["user.raw", "user.qcow2"])
+def test_an_image_that_fits_its_root_disk_has_no_problem(name: str) -> None:
+    facts = {IMAGE: {"exists": True, "digest": SHA, "info": QEMU_IMG[name]}}
+    assert gp.image_problems(image_guests("12M"), facts) == []
+
+
+@pytest.mark.parametrize("name", ["user.raw", "user.qcow2"])
+def test_an_image_larger_than_its_root_disk_is_refused(name: str) -> None:
+    # The qcow2 file is 324 KiB; the guest would see 12 MiB.
+    facts = {IMAGE: {"exists": True, "info": QEMU_IMG[name]}}
+    assert gp.image_problems(image_guests("8M"), facts) == [
+        gp.MSG_IMAGE_LARGE.format(name="web1", mib=8, image_mib=12, image=IMAGE)
+    ]
+    assert gp.image_problems(image_guests("8M"), facts) == [
+        "Guest web1: disks[0].size is 8 MiB, smaller than the 12 MiB (virtual size) of os.image"
+        " /srv/images/user.img; no disk of the guest was written. Set disks[0].size to at least"
+        " 12 MiB."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [
+        ("overlay.qcow2", "backing file user.raw"),
+        ("external.qcow2", "external data file external.raw"),
+    ],
+)
+def test_an_image_that_reads_another_file_is_refused(name: str, other: str) -> None:
+    facts = {IMAGE: {"exists": True, "info": QEMU_IMG[name]}}
+    assert gp.image_problems(image_guests(), facts) == [
+        f"Guest web1: os.image {IMAGE} is a qcow2 image that reads another file ({other});"
+        " give a standalone image (qemu-img convert -O qcow2 makes one)."
+    ]
+
+
+def test_an_image_neither_raw_nor_qcow2_is_refused() -> None:
+    facts = {IMAGE: {"exists": True, "info": QEMU_IMG["user.vmdk"]}}
+    assert gp.image_problems(image_guests(), facts) == [
+        f"Guest web1: os.image {IMAGE} is a vmdk image; only raw and qcow2 images are copied"
+        " (qemu-img convert -O qcow2 converts it)."
+    ]
+
+
+def test_a_local_image_that_is_missing_or_differs_from_its_checksum_is_refused() -> None:
+    assert gp.image_problems(image_guests(), {IMAGE: {"exists": False}}) == [
+        f"Guest web1: os.image {IMAGE} does not exist on the dom0."
+    ]
+    other = "sha256:" + "cd" * 32
+    facts = {IMAGE: {"exists": True, "digest": other, "info": QEMU_IMG["user.raw"]}}
+    assert gp.image_problems(image_guests(), facts) == [
+        f"Guest web1: os.image {IMAGE} has {other}, not os.checksum {SHA}; no disk of the guest"
+        " was written."
+    ]
+
+
+def test_a_download_that_failed_or_differs_from_its_checksum_is_named_for_each_guest() -> None:
+    guests = gp.plan_guests(
+        [
+            guest(os={"image": URL, "checksum": SHA}),
+            guest(name="web2", os={"image": URL, "checksum": SHA}, interfaces=[{}]),
+        ],
+        lab_host(),
+    )
+    other = "sha256:" + "cd" * 32
+    facts = {URL: {"download_error": "The checksum ... did not match", "download_digest": other}}
+    assert gp.image_problems(guests, facts) == [
+        gp.MSG_IMAGE_DOWNLOAD_CHECKSUM.format(name=name, image=URL, actual=other, checksum=SHA)
+        for name in ("web1", "web2")
+    ]
+    assert gp.image_problems(guests, facts)[0] == (
+        f"Guest web1: the download of os.image {URL} has {other}, not os.checksum {SHA}; it was"
+        " deleted, and no disk of the guest was written. Check that os.image and os.checksum"
+        " name the same image."
+    )
+    facts = {URL: {"download_error": "Request failed: <urlopen error timed out>"}}
+    assert gp.image_problems(guests[:1], facts) == [
+        f"Guest web1: os.image {URL} could not be downloaded: Request failed: <urlopen error"
+        " timed out>"
+    ]
+
+
+def test_an_image_qemu_img_cannot_read_is_refused() -> None:
+    error = "qemu-img: Could not open '/srv/images/user.img': Image is not in qcow2 format"
+    facts = {IMAGE: {"exists": True, "info_error": error}}
+    assert gp.image_problems(image_guests(), facts) == [
+        f"Guest web1: qemu-img cannot read os.image {IMAGE}: {error}"
+    ]
+
+
+def test_images_not_yet_known_and_guests_without_an_image_have_no_problem() -> None:
+    # Check mode: nothing downloaded and qemu-img not installed yet.
+    assert gp.image_problems(image_guests("8M"), {}) == []
+    assert gp.image_problems(image_guests("8M"), {IMAGE: {"exists": None}}) == []
+    guests = gp.plan_guests(
+        [
+            guest(),
+            guest(name="win1", type="hvm", os={"iso": "/srv/x.iso"}, interfaces=[{}]),
+            guest(name="old1", state="absent", interfaces=[{}]),
+            guest(
+                name="old2",
+                state="absent",
+                disks=[{"size": "8M"}],
+                os={"image": IMAGE},
+                interfaces=[{}],
+            ),
+        ],
+        lab_host(),
+    )
+    facts = {IMAGE: {"exists": True, "info": QEMU_IMG["user.vmdk"]}}
+    assert gp.image_problems(guests, facts) == []
