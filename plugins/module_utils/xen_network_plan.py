@@ -597,13 +597,13 @@ def _primary_nic(
     if ports is None:
         return default, None
     if len(ports) == 1:
-        return _bond_member(ports[0], bridge, host, stanzas), None
+        return _bond_member(ports[0], bridge, stanzas), None
     return None, MSG_PRIMARY_AMBIGUOUS.format(
         holder=default, ports=", ".join(ports) or "none", bridge=bridge.name
     )
 
 
-def _bond_member(port: str, bridge: Bridge, host: dict[str, Any], stanzas: list[Stanza]) -> str:
+def _bond_member(port: str, bridge: Bridge, stanzas: list[Stanza]) -> str:
     """A bond that is the bridge's port stands for its first member, the NIC whose MAC it
     carries: the NIC behind the default route on the run that built it."""
     members: list[str] = []
@@ -611,9 +611,6 @@ def _bond_member(port: str, bridge: Bridge, host: dict[str, Any], stanzas: list[
         if stanza.name == port and stanza.values("bond-slaves"):
             members = [m for m in stanza.values("bond-slaves") if m != "none"]
             break
-    info = host.get("interfaces", {}).get(port, {})
-    if not members and info.get("type") == "bonding":
-        members = list(info.get("ports") or [])
     wanted = [m for m in members if m in bridge.nics]
     return (wanted or members or [port])[0]
 

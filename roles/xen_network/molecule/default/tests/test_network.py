@@ -234,12 +234,14 @@ def test_bridges_come_back_by_themselves_after_a_reboot(host) -> None:  # noqa: 
 def start_unconfirmed_change(host: Any, token: str, address: str, window: int) -> None:
     """Moves xenbr-int to ADDRESS the way the role does, with nobody to confirm it.
 
-    The staged file and manifest are what the role's staging step writes for
-    this change; the apply script is started as the role starts it.
+    The staged file and manifest (from the planner's own render_manifest) are
+    what the role's staging step writes for this change; the apply script is
+    started as the role starts it.
     """
     staged = f"/run/xen-network/staged-{token}"
     content = host.file(INT_FILE).content_string.replace("192.168.99.1/24", address)
-    manifest = f"file xen-xenbr-int {INT_FILE}\ndown xenbr-int\nup xenbr-int\n"
+    change = {"files": {INT_FILE: content}, "remove": [], "created": []}
+    manifest = npl.render_manifest({**change, "down": ["xenbr-int"], "up": ["xenbr-int"]})
     host.check_output("mkdir -p -m 0700 %s", staged)
     host.check_output("printf '%%s' %s >%s", content, f"{staged}/xen-xenbr-int")
     host.check_output("printf '%%s' %s >%s", manifest, f"{staged}/manifest")
