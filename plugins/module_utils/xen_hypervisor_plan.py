@@ -228,15 +228,14 @@ def _ends_with(words: list[str], ours: list[str], tails: list[list[str]]) -> boo
     return False
 
 
-def xen_entry_cmdlines(grub_cfg: str) -> tuple[list[str], list[str]] | None:
+def xen_entry_cmdlines(grub_cfg: str, entry: str = "") -> tuple[list[str], list[str]] | None:
     """The words after the image on the multiboot2 (Xen) and first module2 (dom0
-    Linux) lines of the newest plain "with Xen hypervisor" entry, the one the
-    role boots; None when grub.cfg has no such entry."""
+    Linux) lines of the menu entry whose id is ``entry``, by default the newest
+    plain "with Xen hypervisor" entry, the one the role boots; None when
+    grub.cfg has no such entry."""
+    marker = "$menuentry_id_option '" + (f"{entry}'" if entry else "xen-gnulinux-simple-")
     lines = grub_cfg.splitlines()
-    start = next(
-        (i for i, line in enumerate(lines) if "$menuentry_id_option 'xen-gnulinux-simple-" in line),
-        None,
-    )
+    start = next((i for i, line in enumerate(lines) if marker in line), None)
     if start is None:
         return None
     xen: list[str] = []
@@ -253,12 +252,15 @@ def xen_entry_cmdlines(grub_cfg: str) -> tuple[list[str], list[str]] | None:
     return xen, dom0 or []
 
 
-def xen_entry_has_cmdline(grub_cfg: str, xen_cmdline: str, dom0_cmdline: str) -> bool:
-    """Does the Xen entry of grub.cfg load Xen and dom0 with exactly our options?"""
-    entry = xen_entry_cmdlines(grub_cfg)
-    if entry is None:
+def xen_entry_has_cmdline(
+    grub_cfg: str, xen_cmdline: str, dom0_cmdline: str, entry: str = ""
+) -> bool:
+    """Does the Xen entry of grub.cfg (or the entry whose id is ``entry``) load
+    Xen and dom0 with exactly our options?"""
+    found = xen_entry_cmdlines(grub_cfg, entry)
+    if found is None:
         return False
-    xen, dom0 = entry
+    xen, dom0 = found
     return _ends_with(xen, xen_cmdline.split(), [XEN_RM_OPTS_GRUB, []]) and _ends_with(
         dom0, dom0_cmdline.split(), [[]]
     )
