@@ -67,12 +67,21 @@ lab-ssh: $(STAMP)
 bench: setup
 	$(XEN_LAB) run -- $(CURDIR)/$(VENV)/bin/python tests/bench/guests.py
 
-# Lint and the unit tests need no VM: they run while the harness tests build
-# the base image and boot their VMs (each target's output is kept together).
-# Then the scenarios, one VM at a time.
+# Lint and the unit tests need no VM: they run in the background, their output
+# kept in $(VENV)/test-checks.log and printed at the end, while the harness tests
+# and then the scenarios run one VM at a time in the foreground. Every part
+# runs to its end; make test fails if any part failed.
+CHECKS_LOG := $(VENV)/test-checks.log
 test: setup
-	@$(MAKE) --no-print-directory -j3 --output-sync=target lint unit integration
-	@$(MAKE) --no-print-directory molecule-all
+	@rm -f $(CHECKS_LOG); \
+	  ( rc=0; $(MAKE) --no-print-directory lint unit >$(CHECKS_LOG) 2>&1 || rc=$$?; \
+	    echo "== lint and unit tests: exit $$rc (output in $(CHECKS_LOG), printed at the end)"; exit $$rc ) & \
+	  checks=$$!; \
+	  vms=0; $(MAKE) --no-print-directory integration molecule-all || vms=$$?; \
+	  wait $$checks && lint_unit=0 || lint_unit=$$?; \
+	  echo "== lint and unit tests"; cat $(CHECKS_LOG); \
+	  echo "make test: lint and unit tests exit $$lint_unit, VM tests exit $$vms"; \
+	  test $$lint_unit -eq 0 && test $$vms -eq 0
 	@echo "make test: all passed"
 
 lint: $(STAMP)

@@ -177,28 +177,35 @@ def current_domains(list_long: str, list_plain: str) -> dict[str, dict[str, Any]
     return domains
 
 
-_CFG_LINE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*(?:#.*)?$")
+# One setting: a [list] (it may span lines), a quoted string, or a bare value.
+_CFG_SETTING = re.compile(
+    r"""^[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*(\[[^\]]*\]|"[^"]*"|'[^']*'|[^#\n]*)""",
+    re.MULTILINE,
+)
+_CFG_ITEM = re.compile(r""""([^"]*)"|'([^']*)'""")
 
 
-def parse_xl_cfg(text: str) -> dict[str, str]:
-    """``key = value`` settings of an xl.cfg file; values keep their quotes and brackets.
-
-    Only one-line settings are read, which covers the numbers the module needs.
-    """
-    settings: dict[str, str] = {}
-    for line in text.splitlines():
-        match = _CFG_LINE.fullmatch(line)
-        if match and not line.lstrip().startswith("#"):
-            settings[match[1]] = match[2].strip().strip("\"'")
+def parse_xl_cfg(text: str) -> dict[str, Any]:
+    """The settings of an xl.cfg file: strings without their quotes, lists as
+    lists of strings (a list may span lines), other values as written.
+    Comment lines are left out."""
+    kept = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    settings: dict[str, Any] = {}
+    for match in _CFG_SETTING.finditer(kept):
+        value = match[2].strip()
+        if value.startswith("["):
+            settings[match[1]] = [a if a else b for a, b in _CFG_ITEM.findall(value)]
+        else:
+            settings[match[1]] = value.strip("\"'")
     return settings
 
 
-def wanted_sizes(cfg: dict[str, str]) -> dict[str, int | None]:
+def wanted_sizes(cfg: dict[str, Any]) -> dict[str, int | None]:
     """memory_mib, maxmem_mib and vcpus as a domain built from this xl.cfg reports them."""
 
     def number(key: str) -> int | None:
         value = cfg.get(key, "")
-        return int(value) if value.isdigit() else None
+        return int(value) if isinstance(value, str) and value.isdigit() else None
 
     memory = number("memory")
     vcpus = number("vcpus")
@@ -209,8 +216,65 @@ def wanted_sizes(cfg: dict[str, str]) -> dict[str, int | None]:
     }
 
 
+def _spec(text: str, last: str = "") -> dict[str, str]:
+    """``key=value, key=value`` of a vif or disk spec; ``last`` (disk's target)
+    takes the rest of the spec, commas included, as xl.cfg(5) says."""
+    tail: dict[str, str] = {}
+    if last and f"{last}=" in text:
+        text, rest = text.split(f"{last}=", 1)
+        tail[last] = rest.strip()
+    pairs = (part.split("=", 1) for part in text.split(",") if "=" in part)
+    return {**{key.strip(): value.strip() for key, value in pairs}, **tail}
+
+
+def wanted_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What a domain built from this xl.cfg shows in ``xl list -l``: its sizes,
+    type, kernel, NICs (MAC and bridge) and disks (vdev and target), in order."""
+    vifs = [_spec(item) for item in cfg.get("vif") or [] if isinstance(cfg.get("vif"), list)]
+    disks = [
+        _spec(item, last="target")
+        for item in cfg.get("disk") or []
+        if isinstance(cfg.get("disk"), list)
+    ]
+    kernel = cfg.get("kernel")
+    return {
+        **wanted_sizes(cfg),
+        "type": cfg.get("type") or None,
+        "kernel": kernel if isinstance(kernel, str) and kernel else None,
+        "nics": [
+            {"mac": vif.get("mac", "").lower() or None, "bridge": vif.get("bridge")} for vif in vifs
+        ],
+        "disks": [{"vdev": disk.get("vdev"), "path": disk.get("target")} for disk in disks],
+    }
+
+
+def _devices(
+    label: str,
+    have: list[tuple[Any, ...]],
+    want: list[tuple[Any, ...]],
+    show: Callable[[tuple[Any, ...]], str],
+) -> list[str]:
+    """One phrase per device that differs, is added or is gone, by position."""
+    found = []
+    for index in range(max(len(have), len(want))):
+        old = have[index] if index < len(have) else None
+        new = want[index] if index < len(want) else None
+        if old == new:
+            continue
+        if old is None:
+            found.append(f"{label} {index} added ({show(new)})")  # type: ignore[arg-type]
+        elif new is None:
+            found.append(f"{label} {index} removed ({show(old)})")
+        else:
+            found.append(f"{label} {index} {show(old)} -> {show(new)}")
+    return found
+
+
 def differences(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    """What differs between a running domain and its wanted size, one phrase each."""
+    """What differs between a running domain and its wanted config, one phrase
+    each: sizes, type, kernel, NICs and disks. What either side does not know
+    (a domain only ``xl list`` shows, a wanted config never read) is no
+    difference."""
     found = []
     for key, label, unit in (
         ("memory_mib", "memory", " MiB"),
@@ -220,6 +284,24 @@ def differences(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
         have, want = current.get(key), wanted.get(key)
         if have is not None and want is not None and have != want:
             found.append(f"{label} {have}{unit} -> {want}{unit}")
+    for key in ("type", "kernel"):
+        have, want = current.get(key), wanted.get(key)
+        if have and want and have != want:
+            found.append(f"{key} {have} -> {want}")
+    if current.get("nics") is not None and wanted.get("nics") is not None:
+        found += _devices(
+            "nic",
+            [((nic.get("mac") or "").lower(), nic.get("bridge")) for nic in current["nics"]],
+            [((nic.get("mac") or "").lower(), nic.get("bridge")) for nic in wanted["nics"]],
+            lambda nic: f"mac={nic[0]} bridge={nic[1]}",
+        )
+    if current.get("disks") is not None and wanted.get("disks") is not None:
+        found += _devices(
+            "disk",
+            [(disk.get("vdev"), disk.get("path")) for disk in current["disks"]],
+            [(disk.get("vdev"), disk.get("path")) for disk in wanted["disks"]],
+            lambda disk: f"{disk[0]}={disk[1]}",
+        )
     return found
 
 
@@ -229,9 +311,10 @@ def plan_actions(
     """One result per wanted guest: the action and whether a restart is due.
 
     ``wanted`` items hold name, config, state (running, stopped or absent),
-    restart and, when known, memory_mib, maxmem_mib and vcpus. A running domain
-    whose size differs, or one asked to restart, is restarted only with
-    ``allow_restart``; otherwise ``restart_needed`` says so.
+    restart and, when known, what ``wanted_config`` reads from the config. A
+    running domain whose config differs (``differences``), or one asked to
+    restart, is restarted only with ``allow_restart``; otherwise
+    ``restart_needed`` says so, at every run until the domain runs its config.
     """
     results = []
     seen: set[str] = set()

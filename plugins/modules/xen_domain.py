@@ -225,7 +225,7 @@ def main() -> None:
                 module.fail_json(msg=MSG_NO_CONFIG.format(name=item["name"]))
             if os.path.exists(config):
                 with open(config, encoding="utf-8") as handle:
-                    want.update(ds.wanted_sizes(ds.parse_xl_cfg(handle.read())))
+                    want.update(ds.wanted_config(ds.parse_xl_cfg(handle.read())))
             elif not module.check_mode:
                 module.fail_json(msg=MSG_CONFIG_MISSING.format(name=item["name"], config=config))
         wanted.append(want)

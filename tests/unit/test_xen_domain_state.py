@@ -454,3 +454,72 @@ def test_a_failed_unpause_is_reported() -> None:
     message = r"Domain web1: xl unpause web1 failed with exit code 1"
     with pytest.raises(ds.ApplyError, match=message):
         ds.apply_all(results(xl, ("web1", "unpause")), "xl", xl.run, 10, xl.sleep, xl.clock)
+
+
+MULTI_LINE_CFG = """\
+name = "web1"
+type = "pv"
+kernel = "/var/lib/xen/boot/web1/vmlinuz"
+memory = 1024
+vcpus = 2
+vif = [
+    "mac=00:16:3E:6E:1D:7E, bridge=xenbr0",
+    "mac=00:16:3e:6e:1d:7f, bridge=xenbr1"
+]
+disk = [
+    "format=raw, vdev=xvda, access=rw, target=/var/lib/xen/images/web1,root.img",
+    # a comment inside the list
+    "format=raw, vdev=xvdz, access=ro, target=/var/lib/xen/seeds/web1/seed.iso"
+]
+"""
+
+
+def test_a_config_reads_as_the_domain_xl_would_make() -> None:
+    wanted = ds.wanted_config(ds.parse_xl_cfg(MULTI_LINE_CFG))
+    assert wanted == {
+        "memory_mib": 1024,
+        "maxmem_mib": 1024,
+        "vcpus": 2,
+        "type": "pv",
+        "kernel": "/var/lib/xen/boot/web1/vmlinuz",
+        "nics": [
+            {"mac": "00:16:3e:6e:1d:7e", "bridge": "xenbr0"},
+            {"mac": "00:16:3e:6e:1d:7f", "bridge": "xenbr1"},
+        ],
+        "disks": [
+            {"vdev": "xvda", "path": "/var/lib/xen/images/web1,root.img"},
+            {"vdev": "xvdz", "path": "/var/lib/xen/seeds/web1/seed.iso"},
+        ],
+    }
+
+
+def test_nics_disks_type_and_kernel_differences_are_spelt_out() -> None:
+    running = current()["web1"]
+    wanted = {
+        "type": "pvh",
+        "kernel": "/usr/lib/grub-xen/grub-i386-xen_pvh.bin",
+        "nics": [
+            {"mac": "00:16:3e:6e:1d:7e", "bridge": "xenbr1"},
+            {"mac": "00:16:3e:00:00:01", "bridge": "xenbr0"},
+        ],
+        "disks": [{"vdev": "xvda", "path": "/var/lib/xen/images/web1-root.img"}],
+    }
+    assert ds.differences(running, wanted) == [
+        "type pv -> pvh",
+        "kernel /usr/lib/grub-xen/grub-x86_64-xen.bin -> /usr/lib/grub-xen/grub-i386-xen_pvh.bin",
+        "nic 0 mac=00:16:3e:6e:1d:7e bridge=xenbr0 -> mac=00:16:3e:6e:1d:7e bridge=xenbr1",
+        "nic 1 added (mac=00:16:3e:00:00:01 bridge=xenbr0)",
+        "disk 1 removed (xvdz=/var/lib/xen/seeds/web1/seed.iso)",
+    ]
+    # Reported at every run, not only the one that wrote the config.
+    for _run in range(2):
+        (result,) = ds.plan_actions(current(), [want("web1", **wanted)], False)
+        assert (result["action"], result["restart_needed"]) == ("none", True)
+    (result,) = ds.plan_actions(current(), [want("web1", **wanted)], True)
+    assert (result["action"], result["restart_needed"]) == ("restart", False)
+
+
+def test_a_domain_only_xl_list_shows_has_no_differences() -> None:
+    domains = ds.current_domains("[]", XL_LIST)
+    wanted = ds.wanted_config(ds.parse_xl_cfg(MULTI_LINE_CFG))
+    assert ds.differences(domains["web1"], wanted) == []

@@ -215,22 +215,6 @@ def test_invalid_settings_are_refused_before_any_change(host, tmp_path) -> None:
     assert (tree_digest(host, *WATCHED), network_state(host)) == before
 
 
-def test_bridges_come_back_by_themselves_after_a_reboot(host) -> None:  # noqa: ANN001
-    before = network_state(host)
-    boot_id = host.file("/proc/sys/kernel/random/boot_id").content_string
-    proc = playbook(scenario_file("reboot.yml"))
-    assert proc.returncode == 0
-    assert host.file("/proc/sys/kernel/random/boot_id").content_string != boot_id
-    deadline = time.monotonic() + 60
-    while network_state(host) != before and time.monotonic() < deadline:
-        time.sleep(2)  # ifupdown may still be bringing up the last bridges
-    assert network_state(host) == before
-    # The host reaches its mirror again: default route through xenbr0, DNS.
-    assert [r["dev"] for r in ip_json(host, "route", "show", "default")] == ["xenbr0"]
-    assert host.run("getent hosts deb.debian.org").rc == 0
-    assert ip_json(host, "addr", "show", "dev", "ens3")[0]["addr_info"] == []
-
-
 def start_unconfirmed_change(host: Any, token: str, address: str, window: int) -> None:
     """Moves xenbr-int to ADDRESS the way the role does, with nobody to confirm it.
 
@@ -337,7 +321,12 @@ def test_a_second_run_refuses_and_a_reboot_inside_the_window_boots_the_previous_
     log = host.file("/var/log/xen-network-apply.log").content_string
     assert "previous files restored at boot" in log
     assert ipv4(host)["xenbr-int"] == [("192.168.99.1", 24)]
+    # The confirmed bridges came back by themselves at boot, and the host
+    # reaches its mirror again: default route through xenbr0, DNS.
     assert_previous_configuration(host, sums, state)
+    assert [r["dev"] for r in ip_json(host, "route", "show", "default")] == ["xenbr0"]
+    assert host.run("getent hosts deb.debian.org").rc == 0
+    assert ip_json(host, "addr", "show", "dev", "ens3")[0]["addr_info"] == []
     record(
         "network-reboot",
         f"REBOOT: host reset inside the confirmation window; SSH answered {back:.0f} s later"
