@@ -93,9 +93,24 @@ def on_guest(address: str, *command: str) -> subprocess.CompletedProcess[str]:
 
 
 def recap_changed(stdout: str) -> str | None:
-    """The changed= count of the PLAY RECAP's first host line, or None."""
-    recap = re.search(r"ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", stdout)
-    return recap[1] if recap else None
+    """The changed= counts of every host in the last PLAY RECAP, summed; None
+    when there is no recap or a host failed or was unreachable."""
+    parts = stdout.rsplit("PLAY RECAP", 1)
+    if len(parts) < 2:
+        return None
+    hosts = re.findall(
+        r"^\S+\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", parts[1], re.M
+    )
+    if not hosts or any(unreachable != "0" or failed != "0" for _, unreachable, failed in hosts):
+        return None
+    return str(sum(int(changed) for changed, _, _ in hosts))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests named test_zz_* change the host (a reboot into new options): they
+    run after every other test, wherever their file is (a plugin hook: this
+    module is loaded with -p e2e_checks)."""
+    items.sort(key=lambda item: item.name.startswith("test_zz_"))
 
 
 def test_the_vm_is_a_dom0_with_its_limits_and_xenbr0(host, e2e: E2E) -> None:  # noqa: ANN001

@@ -170,16 +170,19 @@ def test_invalid_guests_are_refused_and_nothing_changes(host, e2e: E2E, tmp_path
     assert host_state(host) == before
 
 
+# The guest the interrupt test adds.
+PV2: dict[str, Any] = {
+    "name": "pv2",
+    "type": "pv",
+    "memory": "256M",
+    "disks": [{"size": "3G"}],
+    "interfaces": [{"ipv4": {"address": "10.0.2.53/24", "gateway": "10.0.2.2"}}],
+    "os": {"release": "trixie"},
+}
+
+
 def test_an_interrupted_run_converges_without_duplicates_or_orphans(host, e2e: E2E) -> None:  # noqa: ANN001
-    extra = {
-        "name": "pv2",
-        "type": "pv",
-        "memory": "256M",
-        "disks": [{"size": "3G"}],
-        "interfaces": [{"ipv4": {"address": "10.0.2.53/24", "gateway": "10.0.2.2"}}],
-        "os": {"release": "trixie"},
-    }
-    guests = [*guest_list(e2e.inventory), extra]
+    guests = [*guest_list(e2e.inventory), PV2]
     env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
     cmd = [
         "ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
