@@ -758,9 +758,11 @@ def test_import_refuses_a_qcow2_image_with_a_backing_file(tmp_path: Path) -> Non
 @needs_qemu_img
 def test_import_refuses_a_qcow2_image_with_an_external_data_file(tmp_path: Path) -> None:
     image = tmp_path / "user.qcow2"
+    # The data file's name is relative to the working folder: the test's own.
     subprocess.run(
         ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=data.raw", image, "4M"],
         check=True,
+        cwd=tmp_path,
     )
     disk = tmp_path / "web1-root.img"
     proc = run(tmp_path, "import", image, disk, "16")
