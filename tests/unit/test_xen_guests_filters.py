@@ -4,10 +4,7 @@ and on guests planned by module_utils/xen_guests_plan.py."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ import yaml
 
 from ansible_collections.xen_lab.dom0.plugins.filter import xen_guests as fg
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
+from unit.playbooks import run_playbook
 
 DATA = Path(__file__).parent / "data"
 SHA = "sha256:" + "ab" * 32
@@ -246,21 +244,10 @@ def fleet_errors(tmp_path: Path, dom0s: dict[str, dict[str, Any]]) -> dict[str, 
             "hosts": {name: {"ansible_connection": "local", **v} for name, v in dom0s.items()}
         }
     }
-    (tmp_path / "hosts.yml").write_text(json.dumps(inventory))
     play = [
         {"name": "Fleet", "hosts": "xen_dom0s", "gather_facts": False, "roles": ["guests_fleet"]}
     ]
-    (tmp_path / "play.yml").write_text(json.dumps(play))
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    playbook = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        str(tmp_path / "hosts.yml"),
-        str(tmp_path / "play.yml"),
-    ]
-    proc = subprocess.run(
-        playbook, env=env, cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
-    )
+    proc = run_playbook(play, tmp_path, inventory=inventory)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return {path.stem: json.loads(path.read_text()) for path in out.iterdir()}
 
@@ -726,17 +713,7 @@ def role_packages(tmp_path: Path, guests: list[dict[str, Any]]) -> dict[str, lis
             "roles": ["guests_planned"],
         }
     ]
-    (tmp_path / "play.yml").write_text(json.dumps(play))
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), str(tmp_path / "play.yml")],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    proc = run_playbook(play, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(out.read_text())
 

@@ -27,6 +27,7 @@ import yaml
 from ansible_collections.xen_lab.dom0.plugins.filter import xen_guests as fg
 from ansible_collections.xen_lab.dom0.plugins.module_utils import xen_guests_plan as gp
 from unit.keys import ED25519
+from unit.playbooks import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "xen_guests"
@@ -138,24 +139,12 @@ def run_tasks(tmp_path: Path, guests: list[dict[str, Any]]) -> dict[str, dict[st
             "roles": ["guests_images"],
         }
     ]
-    (tmp_path / "play.yml").write_text(json.dumps(play))
     env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
         "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
-        "ANSIBLE_NOCOLOR": "1",
         "no_proxy": "127.0.0.1",
     }
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), str(tmp_path / "play.yml")],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=180,
-    )
+    proc = run_playbook(play, tmp_path, env=env, timeout=180)
     assert proc.stdout.startswith("{"), proc.stdout + proc.stderr
     output = json.loads(proc.stdout)
     return {
