@@ -107,9 +107,9 @@ def recap_changed(stdout: str) -> str | None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests named test_zz_* change the host (a reboot into new options): they
-    run after every other test, wherever their file is (a plugin hook: this
-    module is loaded with -p e2e_checks)."""
+    """Tests named test_zz_* change the host (a trial entry for new options):
+    they run after every other test, wherever their file is (a plugin hook:
+    this module is loaded with -p e2e_checks)."""
     items.sort(key=lambda item: item.name.startswith("test_zz_"))
 
 
