@@ -230,12 +230,13 @@ def _spec(text: str, last: str = "") -> dict[str, str]:
 def wanted_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """What a domain built from this xl.cfg shows in ``xl list -l``: its sizes,
     type, kernel, NICs (MAC and bridge) and disks (vdev and target), in order."""
-    vifs = [_spec(item) for item in cfg.get("vif") or [] if isinstance(cfg.get("vif"), list)]
-    disks = [
-        _spec(item, last="target")
-        for item in cfg.get("disk") or []
-        if isinstance(cfg.get("disk"), list)
-    ]
+
+    def items(key: str) -> list[str]:
+        value = cfg.get(key)
+        return value if isinstance(value, list) else []
+
+    vifs = [_spec(item) for item in items("vif")]
+    disks = [_spec(item, last="target") for item in items("disk")]
     kernel = cfg.get("kernel")
     return {
         **wanted_sizes(cfg),
